@@ -37,4 +37,7 @@ def cell_ref(row: int, col: int) -> str:
 
 
 def is_blank(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+    """None, NaN, pandas' NA and whitespace-only text are blank; 0 is not."""
+    if v is None or type(v).__name__ in ("NAType", "NaTType"):
+        return True
+    return (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())

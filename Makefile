@@ -1,0 +1,48 @@
+# The README's commands. A fresh clone needs only python3 (≥ 3.11) and make.
+PY ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+
+INPUT ?=
+OUTPUT ?= output
+RULES ?=
+YEAR ?=
+FROM ?=
+
+RUN_ARGS := $(if $(INPUT),--input $(INPUT)) --output $(OUTPUT) $(if $(RULES),--rules $(RULES))
+
+.PHONY: all run check test templates frameworks example golden bench clean
+
+all: run
+
+$(STAMP): requirements.txt
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install --disable-pip-version-check -q -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+## 评分：input/ 中有文件时评 input/，否则评内置示例
+run: $(STAMP)
+	$(PYTHON) -m pipeline run $(RUN_ARGS)
+
+## 只检查数据，不出结果
+check: $(STAMP)
+	$(PYTHON) -m pipeline check $(if $(INPUT),--input $(INPUT))
+
+## 运行全部测试
+test: $(STAMP)
+	$(PYTHON) -m pytest -q
+
+## 生成空白模板：make templates YEAR=2024
+templates: $(STAMP)
+	@test -n "$(YEAR)" || (echo "请指定年度，例如：make templates YEAR=2024" && exit 2)
+	$(PYTHON) -m pipeline templates --year $(YEAR) $(if $(FROM),--from $(FROM))
+
+## Developers: regenerate the committed templates, frameworks and the shipped example from the spec
+generated: $(STAMP)
+	$(PYTHON) -m pipeline templates --year 2023
+	$(PYTHON) -m pipeline templates --year 2024
+	$(PYTHON) -m pipeline.example
+
+clean:
+	rm -rf output/*/ .pytest_cache

@@ -1,0 +1,259 @@
+"""Find the filled workbooks in the drop folder and read them into raw grids.
+
+This is one of the two stages that touch files (the other is render). Inputs are opened read-only and read once:
+the bytes are hashed (SHA-256, shown in the report's 说明 sheet) and parsed from memory with python-calamine.
+A file that cannot be read never stops the batch: it yields `None` and an 错误 issue saying how to fix it.
+
+Grain: one `SourceFile` per workbook; one `RawSheet` per recognised sheet; one grid row per Excel row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import python_calamine
+
+from .issues import Issue, error, warning
+from .numbers import is_blank
+from .spec import (
+    ALL_TEMPLATES, HELP_SHEET, META_SHEET, TEMPLATES_BY_TYPE, TemplateSpec, normalize_label, normalize_sheet_name,
+)
+
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+ZIP_SUFFIXES = (".xlsx", ".xlsm")
+
+# Cheap defences before the parser sees the bytes. A filled template is tens of kilobytes; these limits are far
+# above any honest workbook and far below what would exhaust memory.
+MAX_FILE_BYTES = 100 * 1024 * 1024
+MAX_ZIP_ENTRIES = 10_000
+MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
+MAX_COMPRESSION_RATIO = 200  # per entry, only checked for entries above 1 MiB uncompressed
+
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and also encrypted (password-protected) .xlsx
+_FIX_RESAVE = "请用 Excel 或 WPS 打开后另存为 .xlsx 格式，再重新放入输入目录"
+
+
+@dataclass(frozen=True)
+class RawSheet:
+    """One worksheet as read. `name` is the sheet name as it appears in the workbook (what the user sees on the tab,
+    e.g. `预算执行（2023）`); `grid` holds raw cell values, object dtype, index = 1-based Excel row,
+    columns = 0-based column index, empty cells None. Grain: one row per Excel row from row 1."""
+
+    name: str
+    grid: pd.DataFrame
+
+
+@dataclass
+class SourceFile:
+    """One input workbook. `sheets` maps the canonical spec sheet name (e.g. `预算执行`) to its RawSheet; sheets the
+    spec does not know (the user's own, `填表说明`, `_meta`) are not kept. `template` is None when unrecognised."""
+
+    path: Path
+    rel: str
+    sha256: str
+    template: TemplateSpec | None
+    meta: dict = field(default_factory=dict)
+    sheets: dict[str, RawSheet] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# discover
+
+
+def discover(input_dir: Path) -> list[Path]:
+    """All workbooks under `input_dir`, recursively, sorted by path so every run sees them in the same order.
+    Skips Excel/WPS lock files (`~$…`) and hidden files or folders (`.…`)."""
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        return []
+    found = []
+    for p in input_dir.rglob("*"):
+        rel_parts = p.relative_to(input_dir).parts
+        if any(part.startswith(".") for part in rel_parts) or p.name.startswith("~$"):
+            continue
+        if p.suffix.lower() in WORKBOOK_SUFFIXES and p.is_file():
+            found.append(p)
+    return sorted(found, key=lambda p: p.relative_to(input_dir).as_posix())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# load_file
+
+
+def load_file(path: Path, root: Path) -> tuple[SourceFile | None, list[Issue]]:
+    """Read one workbook. Returns (None, [错误]) when the file cannot be read at all; otherwise a SourceFile (its
+    `template` None when the type cannot be recognised) and any issues. Never raises for a bad file."""
+    path = Path(path)
+    rel = _relative_name(path, root)
+    data, problem = _read_bytes(path)
+    if problem is None:
+        problem = _precheck(path, data)
+    if problem is not None:
+        return None, [error(problem[0], f"文件无法打开：{rel}。{problem[1]}", file=rel)]
+    try:
+        book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
+        grids = {name: _grid(book.get_sheet_by_name(name)) for name in book.sheet_names}
+    except Exception as exc:  # noqa: BLE001 -- calamine raises many kinds; any of them means "unreadable file"
+        msg = f"文件无法打开：{rel}（{type(exc).__name__}）。文件可能已损坏或不是 Excel 工作簿，{_FIX_RESAVE}。"
+        return None, [error("file-unreadable", msg, file=rel)]
+    return _source_from_grids(path, rel, hashlib.sha256(data).hexdigest(), grids)
+
+
+def _relative_name(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _read_bytes(path: Path) -> tuple[bytes, tuple[str, str] | None]:
+    """The file's bytes, read once (opened read-only); or a (code, reason) problem."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return b"", ("file-too-large", f"文件大小 {size // (1024 * 1024)} MB，超过上限 "
+                                           f"{MAX_FILE_BYTES // (1024 * 1024)} MB。请删除无关的工作表、图片后重新保存")
+        with open(path, "rb") as fh:
+            return fh.read(), None
+    except OSError as exc:
+        return b"", ("file-unreadable", f"读取失败（{exc.strerror or exc}）。请确认文件没有被其他程序占用且有读取权限")
+
+
+def _precheck(path: Path, data: bytes) -> tuple[str, str] | None:
+    """Reject, before parsing, what the parser should never see: empty files, encrypted workbooks and zip archives
+    that would expand to an absurd size (zip bombs)."""
+    if not data:
+        return "file-unreadable", f"文件为空（0 字节），{_FIX_RESAVE}"
+    if path.suffix.lower() not in ZIP_SUFFIXES:
+        return None
+    if data.startswith(_OLE_MAGIC):
+        return "file-encrypted", ("文件可能设置了打开密码，或实际是旧版 .xls 格式。请在 Excel 中取消密码"
+                                  "（文件→信息→保护工作簿→用密码进行加密，清空密码），另存为 .xlsx 后重新放入")
+    return _zip_precheck(data)
+
+
+def _zip_precheck(data: bytes) -> tuple[str, str] | None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return "file-unreadable", f"文件已损坏或不是 Excel 工作簿（可能下载或复制不完整），{_FIX_RESAVE}"
+    total = sum(i.file_size for i in infos)
+    too_compressed = any(
+        i.file_size > 1024 * 1024 and i.file_size > MAX_COMPRESSION_RATIO * max(i.compress_size, 1) for i in infos
+    )
+    if len(infos) > MAX_ZIP_ENTRIES or total > MAX_UNCOMPRESSED_BYTES or too_compressed:
+        return "file-suspicious", ("文件解压后体积异常（可能已损坏或为恶意文件），已跳过。"
+                                   "请用 Excel 打开确认内容后另存为 .xlsx 重新放入")
+    return None
+
+
+def _grid(sheet) -> pd.DataFrame:
+    """A calamine sheet as the contract's grid. `skip_empty_area=False` makes calamine pad from A1, so list
+    positions are Excel positions; calamine returns '' for an empty cell, the contract wants None."""
+    rows = sheet.to_python(skip_empty_area=False)
+    width = max((len(r) for r in rows), default=0)
+    cleaned = [[None if v == "" else v for v in r] + [None] * (width - len(r)) for r in rows]
+    grid = pd.DataFrame(cleaned, columns=range(width), dtype=object)
+    grid.index = pd.RangeIndex(1, len(cleaned) + 1)
+    return grid
+
+
+# --------------------------------------------------------------------------------------------------------------
+# template recognition
+
+
+def _source_from_grids(path: Path, rel: str, sha: str, grids: dict[str, pd.DataFrame]):
+    meta = _read_meta(grids)
+    template, issues = _identify(rel, meta, grids)
+    sheets: dict[str, RawSheet] = {}
+    if template is not None:
+        sheets, sheet_issues = _map_sheets(rel, template, grids)
+        issues += sheet_issues
+    return SourceFile(path=path, rel=rel, sha256=sha, template=template, meta=meta, sheets=sheets), issues
+
+
+def _read_meta(grids: dict[str, pd.DataFrame]) -> dict:
+    """`_meta` as {key: value}: key in column A, value in column B. Integral floats become int (calamine reads every
+    number as float, and 财年 2023.0 should read as 2023)."""
+    grid = next((g for name, g in grids.items() if name.strip().lower() == META_SHEET), None)
+    if grid is None or grid.shape[1] < 2:
+        return {}
+    meta = {}
+    for key, value in zip(grid[0], grid[1]):
+        if not is_blank(key):
+            meta[normalize_label(key)] = _tidy_meta_value(value)
+    return meta
+
+
+def _tidy_meta_value(value):
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        return value.strip()
+    return value
+
+
+def _identify(rel: str, meta: dict, grids: dict) -> tuple[TemplateSpec | None, list[Issue]]:
+    """The template type: from `_meta` 模板类型 when present and known, else from the sheet names (with a 警告)."""
+    declared = str(meta.get("模板类型") or "").strip()
+    by_meta = TEMPLATES_BY_TYPE.get(declared) or TEMPLATES_BY_TYPE.get(normalize_label(declared))
+    if by_meta is not None:
+        return by_meta, []
+    guessed = _guess_by_sheet_names(grids)
+    if guessed is None:
+        return None, [_unrecognised(rel, grids)]
+    if not meta:
+        why = "缺少 _meta 工作表（可能是把工作表复制到了新文件中）"
+    else:
+        why = f"_meta 中的模板类型「{declared}」无法识别"
+    msg = f"{why}，已按工作表名识别为「{guessed.type}」。建议使用本系统生成的模板填写，以免识别错误。"
+    return guessed, [warning("meta-missing", msg, file=rel)]
+
+
+def _guess_by_sheet_names(grids: dict) -> TemplateSpec | None:
+    """The template whose identifying sheets are best present (by share found); None when none or a tie, since a
+    workbook holding the sheets of two templates cannot be attributed safely."""
+    present = {normalize_sheet_name(n) for n in grids}
+    scored = []
+    for t in ALL_TEMPLATES:
+        wanted = [normalize_sheet_name(s) for s in t.identifying_sheets]
+        hits = sum(w in present for w in wanted)
+        if hits:
+            scored.append((hits / len(wanted), t))
+    scored.sort(key=lambda st: -st[0])
+    if not scored or (len(scored) > 1 and scored[0][0] == scored[1][0]):
+        return None
+    return scored[0][1]
+
+
+def _unrecognised(rel: str, grids: dict) -> Issue:
+    names = "、".join(grids) or "（无）"
+    expected = "；".join(f"{t.type}：{'、'.join(t.identifying_sheets)}" for t in ALL_TEMPLATES)
+    msg = (f"无法识别文件 {rel} 的模板类型（工作表：{names}），该文件未参与评价。"
+           f"请使用本系统生成的模板填写；各模板应包含的工作表为 {expected}。")
+    return error("template-unrecognised", msg, file=rel)
+
+
+def _map_sheets(rel: str, template: TemplateSpec, grids: dict) -> tuple[dict[str, RawSheet], list[Issue]]:
+    """Canonical sheet name → RawSheet. Sheet names match after normalising (`预算执行（2023）`, `预算执行 `); when
+    two sheets match one spec sheet, the first by workbook order is used and a 警告 names both."""
+    canonical = {normalize_sheet_name(s.name): s.name for s in template.sheets}
+    sheets: dict[str, RawSheet] = {}
+    issues: list[Issue] = []
+    for actual, grid in grids.items():
+        name = canonical.get(normalize_sheet_name(actual))
+        if name is None or actual in (META_SHEET, HELP_SHEET):
+            continue
+        if name in sheets:
+            msg = (f"工作表「{sheets[name].name}」和「{actual}」都对应「{name}」，已使用「{sheets[name].name}」。"
+                   f"请删除或重命名多余的工作表。")
+            issues.append(warning("duplicate-sheet", msg, file=rel, sheet=actual))
+            continue
+        sheets[name] = RawSheet(actual, grid)
+    return sheets, issues

@@ -1,0 +1,397 @@
+"""Render: the annotated unit workbook and 评分明细.csv. The only module that writes output files (with templates).
+
+Every string that came from an input cell is written with `write_string`, and the workbook is opened with
+`strings_to_formulas` / `strings_to_urls` off, so `=HYPERLINK(…)` typed by a user stays inert text.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import xlsxwriter
+
+from . import __version__
+from .issues import issues_frame
+from .numbers import excel_round
+
+SAFE_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
+FIXED_CREATED = datetime(2000, 1, 1)
+KEY_RATES = ("预算执行率", "三公经费控制率", "项目支出预算控制率", "公用经费控制率", "预算调整率", "政府采购执行率",
+             "在职人员控制率", "固定资产利用率")
+
+
+@dataclass
+class UnitReport:
+    """Everything one unit's workbook shows. Tables are the unit's slices of the stage outputs."""
+
+    unit: dict                      # the unit's row of Dataset.units
+    total: dict                     # the unit's row of Scores.totals
+    details: pd.DataFrame           # Scores.details of the unit
+    indicators: pd.DataFrame        # indicators of the unit
+    budget_lines: pd.DataFrame
+    sangong: pd.DataFrame
+    targets: pd.DataFrame           # resolved targets joined with their scores
+    work_stats: pd.DataFrame        # aggregated 统计项
+    issues: list                    # Issue objects of the unit
+    files: pd.DataFrame             # the unit's input files with sha256
+    framework: object               # framework.Framework
+    run_time: datetime = field(default_factory=lambda: FIXED_CREATED)
+
+
+def display_width(text: object) -> int:
+    """Width of a text in Excel character units, East-Asian wide characters counting double."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in str(text))
+
+
+def atomic_path(path: Path):
+    """A temporary path beside `path`; rename it into place with os.replace once fully written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+class Book:
+    """A thin wrapper over an xlsxwriter Workbook with this project's formats and safe writes."""
+
+    def __init__(self, path: Path, header_text: str):
+        self.path = path
+        self.header_text = header_text
+        self.wb = xlsxwriter.Workbook(str(path), SAFE_OPTIONS)
+        self.wb.set_properties({"created": FIXED_CREATED, "author": "pipeline", "title": header_text})
+        f = self.wb.add_format
+        base = {"font_name": "宋体", "font_size": 10, "valign": "vcenter", "border": 1}
+        self.fmt = {
+            "title": f({"font_name": "黑体", "font_size": 16, "bold": True}),
+            "subtitle": f({"font_name": "黑体", "font_size": 12, "bold": True}),
+            "label": f({**base, "bold": True, "bg_color": "#F2F2F2"}),
+            "header": f({**base, "bold": True, "bg_color": "#DDEBF7", "text_wrap": True, "align": "center"}),
+            "text": f({**base, "text_wrap": True}),
+            "amount": f({**base, "num_format": "#,##0.00"}),
+            "number": f({**base, "num_format": "0.00"}),
+            "int": f({**base, "num_format": "0"}),
+            "general": f({**base, "num_format": "General"}),
+            "percent": f({**base, "num_format": "0.00%"}),
+            "total": f({**base, "bold": True, "num_format": "0.00", "font_size": 14, "bg_color": "#FFF2CC"}),
+            "lost": f({"bg_color": "#FCE4D6", "font_color": "#9C0006"}),
+            "error": f({**base, "font_color": "#C00000", "bold": True}),
+            "warning": f({**base, "font_color": "#B45F06"}),
+            "link": f({**base, "font_color": "blue", "underline": 1}),
+        }
+        self.widths: dict[str, dict[int, int]] = {}
+
+    def sheet(self, name: str, landscape: bool = True, header_rows: int | None = None):
+        ws = self.wb.add_worksheet(name)
+        ws.set_paper(9)  # A4
+        ws.set_landscape() if landscape else ws.set_portrait()
+        ws.fit_to_pages(1, 0)
+        ws.set_margins(left=0.5, right=0.5, top=0.75, bottom=0.75)
+        ws.set_header(f"&L&\"宋体\"{self.header_text.replace('&', '&&')}&R{name}")
+        ws.set_footer("&C第 &P 页，共 &N 页")
+        if header_rows is not None:
+            ws.repeat_rows(header_rows)
+        self.widths[name] = {}
+        return ws
+
+    def write(self, ws, row: int, col: int, value, fmt: str = "text") -> None:
+        """Write one value by its Python type: str always as text, NaN/None as an empty formatted cell."""
+        f = self.fmt[fmt]
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+            ws.write_blank(row, col, None, f)
+        elif isinstance(value, str):
+            ws.write_string(row, col, value, f)
+            self._grow(ws, col, value)
+        elif isinstance(value, bool):
+            ws.write_string(row, col, "是" if value else "否", f)
+        elif isinstance(value, (int, float)):
+            ws.write_number(row, col, float(value), f)
+            self._grow(ws, col, f"{value:,.2f}")
+        else:
+            ws.write_string(row, col, str(value), f)
+            self._grow(ws, col, str(value))
+
+    def _grow(self, ws, col: int, text: str) -> None:
+        widths = self.widths[ws.name]
+        widths[col] = max(widths.get(col, 6), min(display_width(text) + 2, 50))
+
+    def table(self, ws, top: int, columns: list[tuple[str, str]], rows: list[dict], left: int = 0) -> int:
+        """A header row and one row per dict; `columns` are (field, format). Returns the next free row."""
+        for j, (name, _) in enumerate(columns):
+            ws.write_string(top, left + j, name, self.fmt["header"])
+            self._grow(ws, left + j, name)
+        for i, record in enumerate(rows, start=1):
+            for j, (name, fmt) in enumerate(columns):
+                self.write(ws, top + i, left + j, record.get(name), fmt)
+        return top + len(rows) + 1
+
+    def close(self) -> None:
+        for ws in self.wb.worksheets():
+            for col, width in self.widths.get(ws.name, {}).items():
+                ws.set_column(col, col, width)
+        self.wb.close()
+
+
+def render_unit_workbook(report: UnitReport, path: Path) -> Path:
+    """Write one unit's evaluation workbook atomically; returns the final path."""
+    tmp = atomic_path(path)
+    try:
+        unit = report.unit
+        book = Book(tmp, f"{unit.get('单位名称') or ''} {unit['财年']}年度部门整体支出绩效评价")
+        _summary_sheet(book, report)
+        _details_sheet(book, report)
+        _budget_sheet(book, report)
+        _targets_sheet(book, report)
+        _work_stats_sheet(book, report)
+        _issues_sheet(book, report)
+        _about_sheet(book, report)
+        book.close()
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _indicator_rows(report: UnitReport, names) -> list[dict]:
+    by_name = {r["计算方法"]: r for r in report.indicators.to_dict("records")}
+    rows = []
+    for name in names:
+        r = by_name.get(name)
+        if r is None:
+            continue
+        value = excel_round(r["值"], 4) if r["状态"] == "正常" and not pd.isna(r["值"]) else None
+        rows.append({"指标": name, "值": value, "状态": r["状态"], "计算过程": r["说明"]})
+    return rows
+
+
+def _level1_rows(report: UnitReport) -> list[dict]:
+    d = report.details
+    groups = d.groupby("一级指标", sort=False).agg(分值=("分值", "sum"), 得分=("得分", "sum")).reset_index()
+    rows = []
+    for g in groups.to_dict("records"):
+        points, score = excel_round(g["分值"], 2), excel_round(g["得分"], 2)
+        rows.append({"一级指标": g["一级指标"], "分值": points, "得分": score, "失分": excel_round(points - score, 2),
+                     "得分率": excel_round(score / points, 4) if points else None})
+    return rows
+
+
+def _summary_sheet(book: Book, report: UnitReport) -> None:
+    ws = book.sheet("评价结果", landscape=False)
+    unit, total = report.unit, report.total
+    ws.write_string(0, 0, f"{unit.get('单位名称') or ''}{unit['财年']}年度部门整体支出绩效评价结果", book.fmt["title"])
+    facts = [("单位名称", unit.get("单位名称")), ("单位编码", unit["单位编码"]), ("主管部门", unit.get("主管部门")),
+             ("财年", str(unit["财年"])), ("评分框架", f"{report.framework.name}（{report.framework.version}）")]
+    for i, (k, v) in enumerate(facts, start=2):
+        book.write(ws, i, 0, k, "label")
+        book.write(ws, i, 1, v, "text")
+    r = 2 + len(facts)
+    book.write(ws, r, 0, "总分", "label")
+    book.write(ws, r, 1, total.get("总分"), "total")
+    book.write(ws, r + 1, 0, "等级", "label")
+    book.write(ws, r + 1, 1, total.get("等级") or "无法评级", "total")
+    r += 3
+    ws.write_string(r, 0, "各一级指标得分", book.fmt["subtitle"])
+    level1 = _level1_rows(report)
+    cols = [("一级指标", "text"), ("分值", "number"), ("得分", "number"), ("失分", "number"), ("得分率", "percent")]
+    table_top = r + 1
+    r = book.table(ws, table_top, cols, level1) + 1
+    _score_chart(book, ws, table_top, len(level1), f"A{r + 1}")
+    r += 18
+    ws.write_string(r, 0, "关键指标", book.fmt["subtitle"])
+    r = book.table(ws, r + 1, [("指标", "text"), ("值", "percent"), ("状态", "text"), ("计算过程", "text")],
+                   _indicator_rows(report, KEY_RATES)) + 1
+    counts = pd.Series([i.severity for i in report.issues]).value_counts()
+    ws.write_string(r, 0, "数据问题", book.fmt["subtitle"])
+    for j, sev in enumerate(("错误", "警告", "提示"), start=1):
+        book.write(ws, r + j, 0, sev, "label")
+        book.write(ws, r + j, 1, int(counts.get(sev, 0)), "int")
+    ws.print_area(0, 0, r + 3, 3)
+
+
+def _score_chart(book: Book, ws, header_row: int, n: int, anchor: str) -> None:
+    if not n:
+        return
+    chart = book.wb.add_chart({"type": "column"})
+    name = ws.name
+    cats = [name, header_row + 1, 0, header_row + n, 0]
+    chart.add_series({"name": "分值", "categories": cats, "values": [name, header_row + 1, 1, header_row + n, 1],
+                      "fill": {"color": "#BDD7EE"}})
+    chart.add_series({"name": "得分", "categories": cats, "values": [name, header_row + 1, 2, header_row + n, 2],
+                      "fill": {"color": "#2E75B6"}, "data_labels": {"value": True}})
+    chart.set_title({"name": "各一级指标得分与分值"})
+    chart.set_legend({"position": "bottom"})
+    chart.set_size({"width": 560, "height": 320})
+    ws.insert_chart(anchor, chart)
+
+
+DETAIL_COLUMNS = [("指标编码", "text"), ("一级指标", "text"), ("二级指标", "text"), ("三级指标", "text"),
+                  ("指标值", "text"), ("实际完成值", "text"), ("完成率", "percent"), ("分值", "number"),
+                  ("得分", "number"), ("扣分说明", "text"), ("状态", "text"), ("评分方法", "text")]
+
+
+def _details_sheet(book: Book, report: UnitReport) -> None:
+    ws = book.sheet("评分明细", header_rows=0)
+    rows = report.details.to_dict("records")
+    book.table(ws, 0, DETAIL_COLUMNS, rows)
+    names = [c for c, _ in DETAIL_COLUMNS]
+    points, score, reason = names.index("分值"), names.index("得分"), names.index("扣分说明")
+    for i, r in enumerate(rows, start=1):
+        if r["得分"] < r["分值"] - 1e-9:
+            ws.write_comment(i, score, f"失分 {excel_round(r['分值'] - r['得分'], 2):.2f}：{r['扣分说明']}",
+                             {"x_scale": 2, "y_scale": 1.5})
+    n = len(rows)
+    if n:
+        col_p, col_s = xlsxwriter.utility.xl_col_to_name(points), xlsxwriter.utility.xl_col_to_name(score)
+        ws.conditional_format(1, 0, n, len(names) - 1, {
+            "type": "formula", "criteria": f"=${col_s}2<${col_p}2-0.000001", "format": book.fmt["lost"]})
+        total_row = n + 1
+        book.write(ws, total_row, 0, "合计", "label")
+        ws.write_formula(total_row, points, f"=SUM({col_p}2:{col_p}{n + 1})", book.fmt["number"],
+                         excel_round(sum(r["分值"] for r in rows), 2))
+        ws.write_formula(total_row, score, f"=SUM({col_s}2:{col_s}{n + 1})", book.fmt["number"],
+                         excel_round(sum(r["得分"] for r in rows), 2))
+    ws.freeze_panes(1, 0)
+    ws.autofilter(0, 0, max(n, 1), len(names) - 1)
+    book.widths[ws.name][reason] = 60
+
+
+def _budget_sheet(book: Book, report: UnitReport) -> None:
+    ws = book.sheet("预算执行分析")
+    ws.write_string(0, 0, "预算执行明细（万元）", book.fmt["subtitle"])
+    amount_cols = ["上年结转数", "年初预算数", "预算调增数", "预算调减数", "全年预算数", "实际支出数", "结转结余数"]
+    lines = report.budget_lines.to_dict("records")
+    for r in lines:
+        b, e = r.get("全年预算数"), r.get("实际支出数")
+        r["执行率"] = excel_round(e / b, 4) if b and not pd.isna(b) and not pd.isna(e) else None
+    cols = [("支出类别", "text"), ("项目名称", "text")] + [(c, "amount") for c in amount_cols] + [("执行率", "percent")]
+    r = book.table(ws, 1, cols, lines)
+    book.write(ws, r, 0, "合计", "label")
+    for j, c in enumerate(amount_cols, start=2):
+        book.write(ws, r, j, excel_round(pd.to_numeric(report.budget_lines[c]).sum(), 2), "amount")
+    r += 2
+    ws.write_string(r, 0, "按支出类别", book.fmt["subtitle"])
+    by_cat = report.budget_lines.groupby("支出类别", sort=False)[["全年预算数", "实际支出数"]].sum().reset_index()
+    cat_rows = [{"支出类别": c["支出类别"], "全年预算数": excel_round(c["全年预算数"], 2),
+                 "实际支出数": excel_round(c["实际支出数"], 2),
+                 "执行率": excel_round(c["实际支出数"] / c["全年预算数"], 4) if c["全年预算数"] else None}
+                for c in by_cat.to_dict("records")]
+    cat_top = r + 1
+    r = book.table(ws, cat_top, [("支出类别", "text"), ("全年预算数", "amount"), ("实际支出数", "amount"),
+                                 ("执行率", "percent")], cat_rows) + 1
+    if cat_rows:
+        chart = book.wb.add_chart({"type": "bar"})
+        cats = [ws.name, cat_top + 1, 0, cat_top + len(cat_rows), 0]
+        chart.add_series({"name": "全年预算数", "categories": cats,
+                          "values": [ws.name, cat_top + 1, 1, cat_top + len(cat_rows), 1]})
+        chart.add_series({"name": "实际支出数", "categories": cats,
+                          "values": [ws.name, cat_top + 1, 2, cat_top + len(cat_rows), 2]})
+        chart.set_title({"name": "预算执行（按支出类别，万元）"})
+        chart.set_legend({"position": "bottom"})
+        ws.insert_chart(cat_top, 6, chart)
+        r = max(r, cat_top + 16)
+    ws.write_string(r, 0, "“三公经费”（万元）", book.fmt["subtitle"])
+    sg_cols = [("项目", "text"), ("预算数", "amount"), ("实际支出数", "amount"), ("上年预算数", "amount"),
+               ("上年实际支出数", "amount")]
+    r = book.table(ws, r + 1, sg_cols, report.sangong.to_dict("records"))
+    book.write(ws, r, 0, "合计", "label")
+    for j, (c, _) in enumerate(sg_cols[1:], start=1):
+        book.write(ws, r, j, excel_round(pd.to_numeric(report.sangong[c]).sum(), 2), "amount")
+    r += 2
+    ws.write_string(r, 0, "共性指标计算", book.fmt["subtitle"])
+    names = report.indicators["计算方法"].tolist()
+    book.table(ws, r + 1, [("指标", "text"), ("值", "percent"), ("状态", "text"), ("计算过程", "text")],
+               _indicator_rows(report, names))
+
+
+TARGET_SHEET_COLUMNS = [
+    ("序号", "general"), ("一级指标", "text"), ("二级指标", "text"), ("三级指标", "text"), ("指标值文本", "text"),
+    ("填报实际值", "general"), ("取数公式", "text"), ("公式计算值", "number"), ("实际完成值文本", "text"),
+    ("完成率", "percent"), ("分值", "number"), ("得分", "number"), ("扣分说明", "text"), ("_file", "text"),
+]
+TARGET_SHEET_HEADERS = {"指标值文本": "指标值", "实际完成值文本": "采用的实际完成值", "_file": "来源文件", "分值": "分值（折算）"}
+
+
+def _targets_sheet(book: Book, report: UnitReport) -> None:
+    ws = book.sheet("绩效目标完成", header_rows=0)
+    cols = [(TARGET_SHEET_HEADERS.get(c, c), fmt) for c, fmt in TARGET_SHEET_COLUMNS]
+    rows = [{TARGET_SHEET_HEADERS.get(k, k): v for k, v in r.items()} for r in report.targets.to_dict("records")]
+    for r in rows:
+        if isinstance(r.get("公式计算值"), float) and not math.isnan(r["公式计算值"]):
+            r["公式计算值"] = excel_round(r["公式计算值"], 2)
+    book.table(ws, 0, cols, rows)
+    ws.freeze_panes(1, 4)
+
+
+def _work_stats_sheet(book: Book, report: UnitReport) -> None:
+    ws = book.sheet("工作统计汇总", header_rows=0)
+    months = [f"{m}月" for m in range(1, 13)]
+    cols = [("统计项", "text"), ("业务条线", "text"), ("计量单位", "text"), ("汇总方式", "text")] + \
+        [(m, "general") for m in months] + [("全年", "general"), ("年度值", "general"), ("来源", "text")]
+    rows = report.work_stats.rename(columns={"全年": "全年"}).to_dict("records")
+    book.table(ws, 0, cols, rows)
+    ws.freeze_panes(1, 1)
+
+
+ISSUE_SHEET_COLUMNS = [("严重程度", "text"), ("文件", "text"), ("工作表", "text"), ("单元格", "text"),
+                       ("问题", "text"), ("原值", "text"), ("代码", "text")]
+
+
+def _issues_sheet(book: Book, report: UnitReport) -> None:
+    ws = book.sheet("数据问题", header_rows=0)
+    frame = issues_frame(report.issues)
+    rows = frame.to_dict("records")
+    book.table(ws, 0, ISSUE_SHEET_COLUMNS, rows)
+    for i, r in enumerate(rows, start=1):
+        sev = {"错误": "error", "警告": "warning"}.get(r["严重程度"])
+        if sev:
+            ws.write_string(i, 0, r["严重程度"], book.fmt[sev])
+    if not rows:
+        ws.write_string(1, 0, "未发现数据问题", book.fmt["text"])
+    ws.freeze_panes(1, 0)
+    book.widths[ws.name][4] = 70
+
+
+def _about_sheet(book: Book, report: UnitReport) -> None:
+    ws = book.sheet("说明", landscape=False)
+    fw = report.framework
+    facts = [
+        ("评分框架", fw.name), ("框架版本", fw.version), ("框架文件", Path(str(fw.path)).name),
+        ("框架 SHA-256", fw.sha256), ("程序版本", f"pipeline {__version__}"),
+        ("运行时间", report.run_time.strftime("%Y-%m-%d %H:%M:%S")),
+        ("取整规则", "四舍五入（与 Excel ROUND 相同），金额与得分保留 2 位小数，比率以百分数保留 2 位小数"),
+        ("金额单位", "万元"),
+    ]
+    ws.write_string(0, 0, "评价说明", book.fmt["title"])
+    for i, (k, v) in enumerate(facts, start=2):
+        book.write(ws, i, 0, k, "label")
+        book.write(ws, i, 1, v, "text")
+    r = len(facts) + 3
+    ws.write_string(r, 0, "输入文件", book.fmt["subtitle"])
+    r = book.table(ws, r + 1, [("文件", "text"), ("模板类型", "text"), ("填报科室", "text"), ("sha256", "text")],
+                   report.files.to_dict("records")) + 1
+    ws.write_string(r, 0, "评分规则", book.fmt["subtitle"])
+    rule_cols = [("指标编码", "text"), ("一级指标", "text"), ("二级指标", "text"), ("三级指标", "text"),
+                 ("分值", "number"), ("评分方法", "text"), ("评分标准说明", "text")]
+    book.table(ws, r + 1, rule_cols, fw.rows.to_dict("records"))
+    book.widths[ws.name][1] = 40
+
+
+def write_details_csv(details: pd.DataFrame, path: Path) -> Path:
+    """评分明细.csv: one row per unit × indicator, UTF-8 with BOM so that Excel opens it; written atomically."""
+    tmp = atomic_path(path)
+    try:
+        cols = ["单位编码", "财年", "单位名称", *[c for c, _ in DETAIL_COLUMNS]]
+        out = details.reindex(columns=cols)
+        out.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

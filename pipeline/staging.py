@@ -1,0 +1,620 @@
+"""Staging: raw grids → typed tables, one function per sheet kind. Pure: no file access.
+
+Staging only finds, renames and casts: it locates headers and keys by label, parses every value by its field kind
+(numbers, percentages, dropdown choices, dates), drops blank and subtotal rows, and reports every value it cannot
+read as an Issue pointing at the cell. Consistency between values is the checks stage's job.
+
+The value parsers are public and total: `parse_x(raw) -> (value, problem)` never raises; `problem` is None or a
+short Chinese phrase saying what is wrong and how to write it instead (the caller adds sheet, cell and field).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from numbers import Number
+
+import numpy as np
+import pandas as pd
+
+from .issues import Issue, error, info, warning
+from .load import RawSheet, SourceFile
+from .numbers import cell_ref, col_letter, is_blank
+from .spec import (
+    AMOUNT, CHOICE, DATE, INTEGER, NUMBER, PERCENT, SUBTOTAL_LABELS, VALUE, Field, SheetSpec,
+    normalize_label,
+)
+
+NAN = float("nan")
+NUMERIC_KINDS = (AMOUNT, NUMBER, INTEGER, PERCENT)
+HEADER_SCAN_ROWS = 30
+TECH_COLUMNS = ("_file", "_sheet", "_row")
+
+# ==============================================================================================================
+# Value parsers
+# ==============================================================================================================
+
+# Typed by users for "nothing here"; read as blank rather than as an unreadable number.
+_BLANK_MARKERS = frozenset({"-", "--", "—", "——", "–", "/", "无", "空", "n/a", "na", "null", "none", "#n/a"})
+_NUMBER_RE = re.compile(
+    r"(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)(?P<unit>%|‰|[a-z\u4e00-\u9fff/·]{1,8})?"
+)
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_MINUS_SIGNS = str.maketrans({"−": "-", "﹣": "-", "‐": "-", "‑": "-"})
+_AMOUNT_UNITS = ("", "万元", "万")
+# A trailing word that makes the number approximate (`80左右`, `100余次`) is not a unit: the figure is unknown.
+_VAGUE_WORDS = re.compile(r"左右|多|余|以上|以下|以内|不到|不足|上下|约|近|超")
+
+
+def _clean_text(raw: str) -> str:
+    """NFKC (full-width digits, ％, （）, ，→ half-width), one kind of minus, no whitespace, lower case."""
+    s = unicodedata.normalize("NFKC", raw).translate(_MINUS_SIGNS)
+    return re.sub(r"\s+", "", s).lower()
+
+
+def _number_and_unit(raw) -> tuple[float, str, str | None]:
+    """(value, trailing unit, problem). Blank → (NaN, "", None). The shared core of the number parsers."""
+    if raw is None:
+        return NAN, "", None
+    if isinstance(raw, (bool, np.bool_)):
+        return NAN, "", "是逻辑值（TRUE/FALSE），请填写数字"
+    if isinstance(raw, Number):
+        try:
+            return _finite(float(raw))
+        except (TypeError, ValueError, OverflowError):  # complex, ints beyond float range
+            return NAN, "", f"「{raw}」不是有效数字，请填写数字"
+    if not isinstance(raw, str):
+        return NAN, "", f"「{raw}」不是数字，请填写数字，如 12.5"
+    s = _THOUSANDS.sub("", _clean_text(raw))
+    if s == "" or s in _BLANK_MARKERS:
+        return NAN, "", None
+    negative = len(s) > 2 and s[0] == "(" and s[-1] == ")"  # accounting style (12.5) = -12.5
+    m = _NUMBER_RE.fullmatch(s[1:-1] if negative else s)
+    if m is None:
+        return NAN, "", f"「{raw.strip()}」不是数字，请只填写数字，如 12.5（不要带文字说明）"
+    if m["unit"] and _VAGUE_WORDS.search(m["unit"]):
+        return NAN, "", f"「{raw.strip()}」不是确切的数字，请填写确切数值，如 80"
+    value, _unit, problem = _finite(float(m["num"]))
+    return (-value if negative else value), (m["unit"] or ""), problem
+
+
+def _finite(value: float) -> tuple[float, str, str | None]:
+    if math.isnan(value):
+        return NAN, "", None
+    if math.isinf(value):
+        return NAN, "", "不是有限数字，请填写数字"
+    return value, "", None
+
+
+def parse_number(raw) -> tuple[float, str | None]:
+    """Any number: int/float pass through; text may carry full-width digits, thousands separators (`1,234.5`), a
+    trailing unit (`81次`, `541.71万元`, `97.6%` → 97.6), accounting negatives (`(12.5)` → -12.5). `—`, `/`, `无`,
+    `-` and blank → NaN without a problem."""
+    value, _unit, problem = _number_and_unit(raw)
+    return value, problem
+
+
+def parse_amount(raw) -> tuple[float, str | None]:
+    """An amount in 万元: like parse_number, but a unit other than 万元 (e.g. `12345元`) is a problem rather than a
+    silent misreading by a factor of 10 000."""
+    value, unit, problem = _number_and_unit(raw)
+    if problem is None and unit not in _AMOUNT_UNITS:
+        return NAN, f"金额单位应为万元，「{str(raw).strip()}」请换算为万元后只填数字（如 12345 元填 1.23）"
+    return value, problem
+
+
+def parse_int(raw) -> tuple[float, str | None]:
+    """A whole number (head counts, 财年); returned as float so a column with blanks stays numeric (NaN blank).
+    `28人`, `2023年` are accepted."""
+    value, problem = parse_number(raw)
+    if problem is None and not math.isnan(value) and abs(value - round(value)) > 1e-9:
+        return NAN, f"「{raw}」应为整数"
+    return value, problem
+
+
+def parse_percent(raw) -> tuple[float, str | None]:
+    """A ratio as a fraction. Rule: text ending in `%` is divided by 100 (`75%` → 0.75, `0.5%` → 0.005); a plain
+    number whose magnitude is at most 1 is taken as already a fraction (a percent-formatted cell showing 75% holds
+    0.75), a larger one as percent points (75 → 0.75). So a bare `1` reads as 100%, never as 1%."""
+    value, unit, problem = _number_and_unit(raw)
+    if problem is not None or math.isnan(value):
+        return value, problem
+    if unit == "%":
+        return value / 100, None
+    if unit == "‰":
+        return value / 1000, None
+    if unit:
+        return NAN, f"「{str(raw).strip()}」不是百分比，请填写如 75 或 75%"
+    return (value if abs(value) <= 1 else value / 100), None
+
+
+def parse_text(raw) -> tuple[str | None, None]:
+    """Free text, stripped; blank → None. Numbers become their plain text, integral floats without `.0` (calamine
+    reads the code 430399001 as 430399001.0); dates become ISO text. Never a problem."""
+    if is_blank(raw):
+        return None, None
+    if isinstance(raw, str):
+        return raw.strip(), None
+    if isinstance(raw, (bool, np.bool_)):
+        return ("是" if raw else "否"), None
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw)), None
+    if isinstance(raw, dt.datetime) and raw.time() == dt.time(0):
+        return raw.date().isoformat(), None
+    if isinstance(raw, (dt.date, dt.datetime)):
+        return raw.isoformat(), None
+    return str(raw), None
+
+
+def parse_value(raw) -> tuple[object, str | None]:
+    """A target value (指标值, 实际完成值): kept raw (number as float, or stripped text such as `≥80次` or `达成`) for
+    the intermediate stage to split. Blank → None."""
+    if is_blank(raw):
+        return None, None
+    if isinstance(raw, (bool, np.bool_)):
+        return None, "是逻辑值（TRUE/FALSE），请填写数值或 达成/部分达成/未达成"
+    if isinstance(raw, Number):
+        value, problem = parse_number(raw)
+        return (None if problem else value), problem
+    if isinstance(raw, str):
+        return raw.strip(), None
+    return parse_text(raw)[0], None
+
+
+_DATE_RE = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?")
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+
+
+def parse_date(raw) -> tuple[dt.date | None, str | None]:
+    """A date: a date cell, an Excel serial number, or text like 2024-01-15, 2024/1/15, 2024年1月15日."""
+    if is_blank(raw):
+        return None, None
+    if isinstance(raw, dt.datetime):
+        return raw.date(), None
+    if isinstance(raw, dt.date):
+        return raw, None
+    serial, problem = parse_number(raw) if isinstance(raw, Number) else (NAN, "")
+    if problem is None and 1 <= serial < 2958466:  # an Excel date serial in an unformatted cell
+        return _EXCEL_EPOCH + dt.timedelta(days=int(serial)), None
+    m = _DATE_RE.fullmatch(_clean_text(raw)) if isinstance(raw, str) else None
+    if m:
+        try:
+            return dt.date(int(m[1]), int(m[2]), int(m[3])), None
+        except ValueError:
+            pass
+    return None, f"「{raw}」不是日期，请按 2024-01-15 的格式填写"
+
+
+# --- choices ------------------------------------------------------------------------------------------------
+
+_CHOICE_NOISE = re.compile(r"[\s\-—–_·()\[\]【】]")
+_SYNONYMS = {
+    "是": ("y", "yes", "√", "✓", "✔", "true", "t", "是的"),
+    "否": ("n", "no", "×", "x", "✗", "✘", "false", "f", "不是"),
+    "达成": ("完成", "已达成", "已完成", "全部达成", "全部完成"),
+    "部分达成": ("部分完成", "部分实现"),
+    "未达成": ("未完成", "没有达成", "没有完成", "未实现"),
+    "≥": (">=", "=>", "≧", "大于等于", "大于或等于", "不低于", "不少于", "不小于"),
+    "≤": ("<=", "=<", "≦", "小于等于", "小于或等于", "不高于", "不超过", "不多于", "不大于"),
+    "＝": ("=", "==", "等于"),
+    "＞": (">", "大于", "高于", "超过"),
+    "＜": ("<", "小于", "低于"),
+    "定性": ("定性指标",),
+    "合计": ("求和", "累计", "相加"),
+    "期末": ("期末数", "年末", "年末数", "最后"),
+    "平均": ("平均值", "均值"),
+    "基本支出-人员经费": ("人员经费",),
+    "基本支出-公用经费": ("公用经费",),
+    "项目支出": ("项目", "项目经费"),
+}
+
+
+def _choice_key(text: str) -> str:
+    """Comparison form of a choice: NFKC (`＞` → `>`, `（` → `(`), lower case, no spaces, dashes or brackets, so
+    `基本支出—人员经费` and `因公出国(境)费` match the canonical spellings."""
+    return _CHOICE_NOISE.sub("", unicodedata.normalize("NFKC", text).lower())
+
+
+_SYNONYM_KEYS = {_choice_key(alt): canon for canon, alts in _SYNONYMS.items() for alt in alts}
+
+
+def parse_choice(raw, choices: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """One of `choices` (canonical spelling) or None for blank. Matches after `_choice_key`, then through simple
+    synonyms (Y/√ → 是, 完成 → 达成, >= / 不低于 → ≥, …) and a dropped `指标` suffix (`产出` → 产出指标)."""
+    if is_blank(raw):
+        return None, None
+    text = ("是" if raw else "否") if isinstance(raw, (bool, np.bool_)) else parse_text(raw)[0]
+    key = _choice_key(text)
+    by_key = {_choice_key(c): c for c in choices}
+    found = by_key.get(key) or by_key.get(key + "指标")
+    if found is None and _SYNONYM_KEYS.get(key) in choices:
+        found = _SYNONYM_KEYS[key]
+    if found is not None:
+        return found, None
+    return None, f"「{text}」不是可选值，请从下拉列表中选择：{'、'.join(choices)}"
+
+
+# --- dispatch by field kind -----------------------------------------------------------------------------------
+
+_PROBLEM_CODES = {
+    AMOUNT: "bad-number", NUMBER: "bad-number", INTEGER: "bad-integer", PERCENT: "bad-percent",
+    CHOICE: "bad-choice", DATE: "bad-date", VALUE: "bad-value",
+}
+
+
+def parse_field(f: Field, raw) -> tuple[object, str | None]:
+    """Parse one raw cell value by the field's kind, per the staging contract."""
+    if f.kind == AMOUNT:
+        return parse_amount(raw)
+    if f.kind == NUMBER:
+        return parse_number(raw)
+    if f.kind == INTEGER:
+        return parse_int(raw)
+    if f.kind == PERCENT:
+        return parse_percent(raw)
+    if f.kind == CHOICE:
+        return parse_choice(raw, f.choices)
+    if f.kind == DATE:
+        return parse_date(raw)
+    if f.kind == VALUE:
+        return parse_value(raw)
+    return parse_text(raw)  # TEXT, FORMULA
+
+
+def blank_value(f: Field):
+    """The blank of a field's column: NaN for numeric kinds (so the column stays float), None otherwise."""
+    return NAN if f.kind in NUMERIC_KINDS else None
+
+
+def _is_missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+# ==============================================================================================================
+# Staged file
+# ==============================================================================================================
+
+
+@dataclass
+class StagedFile:
+    """One input workbook after staging. `kv`: sheet → {field: parsed value} for key-value sheets; `kv_cells`:
+    sheet → {field: "B3"}; `tables`: sheet → DataFrame (one row per data row of that sheet; one column per spec field
+    plus `_file`, `_sheet`, `_row`), present for every table sheet of the template even when the sheet is missing;
+    `colmaps`: sheet → {field: column letter}. Sheets are keyed by canonical spec name; `sheet_names` maps that to
+    the sheet's name in the workbook, which is what `_sheet` and issues carry (what the user sees on the tab)."""
+
+    rel: str
+    sha256: str
+    template_type: str | None
+    template_version: str | None
+    kv: dict[str, dict[str, object]] = field(default_factory=dict)
+    kv_cells: dict[str, dict[str, str]] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    colmaps: dict[str, dict[str, str]] = field(default_factory=dict)
+    sheet_names: dict[str, str] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def unit_info(self) -> dict:
+        """The 单位信息 sheet: 单位名称 (str|None), 单位编码 (str|None, `430399001` even when the cell held the
+        number 430399001.0), 财年 (int|None), plus any other keys of that sheet."""
+        d = dict(self.kv.get("单位信息", {}))
+        code = d.get("单位编码")
+        d["单位编码"] = parse_text(code)[0] if not _is_missing(code) else None
+        year = d.get("财年")
+        d["财年"] = int(year) if isinstance(year, Number) and not _is_missing(year) else None
+        d.setdefault("单位名称", None)
+        return d
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """Where we are, for building issues."""
+
+    file: str
+    sheet: str       # the sheet's name in the workbook
+    canonical: str   # the spec's sheet name
+
+    def at(self, cell: str = "", raw=None) -> dict:
+        return dict(file=self.file, sheet=self.sheet, cell=cell, value=_raw_str(raw))
+
+
+def _raw_str(raw) -> str:
+    if is_blank(raw):
+        return ""
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw))
+    return str(raw)
+
+
+def stage_file(src: SourceFile) -> tuple[StagedFile, list[Issue]]:
+    """Stage every sheet of the file's template. Required sheets that are missing are 错误; optional ones (月度支出)
+    may be absent. A file with no recognised template yields an empty StagedFile (load already reported it)."""
+    t = src.template
+    staged = StagedFile(
+        rel=src.rel, sha256=src.sha256, template_type=t.type if t else None,
+        template_version=_meta_text(src.meta.get("模板版本")), meta=dict(src.meta),
+    )
+    issues: list[Issue] = []
+    for spec in (t.sheets if t else ()):
+        raw = src.sheets.get(spec.name)
+        staged.sheet_names[spec.name] = raw.name if raw else spec.name
+        ctx = _Ctx(src.rel, staged.sheet_names[spec.name], spec.name)
+        if raw is None and spec.required:
+            issues.append(_missing_sheet(ctx, t.type))
+        issues += (_stage_kv if spec.kind == "kv" else _stage_table)(staged, spec, raw, ctx)
+    return staged, issues
+
+
+def _meta_text(v) -> str | None:
+    return None if is_blank(v) else parse_text(v)[0]
+
+
+def _missing_sheet(ctx: _Ctx, template_type: str) -> Issue:
+    msg = (f"{template_type}缺少工作表「{ctx.canonical}」。请使用模板中的该工作表填写"
+           f"（工作表名须为「{ctx.canonical}」，可带年份，如「{ctx.canonical}（2023）」）。")
+    return error("missing-sheet", msg, file=ctx.file, sheet=ctx.canonical)
+
+
+def _value_issue(ctx: _Ctx, f: Field, cell: str, raw, problem: str) -> Issue:
+    code = _PROBLEM_CODES.get(f.kind, "bad-value")
+    msg = f"「{ctx.sheet}」{cell} 的「{f.name}」：{problem}。"
+    make = warning if f.kind == DATE else error  # a bad 填报日期 does not stop scoring
+    return make(code, msg, **ctx.at(cell, raw))
+
+
+def _required_blank(ctx: _Ctx, f: Field, cell: str, hint: str = "") -> Issue:
+    extra = hint or ("没有的请填 0" if f.kind in NUMERIC_KINDS else "")
+    msg = f"「{ctx.sheet}」{cell} 的「{f.name}」是必填项，不能为空。请填写{('；' + extra) if extra else ''}。"
+    return error("required-blank", msg, **ctx.at(cell))
+
+
+# --- key-value sheets -----------------------------------------------------------------------------------------
+
+
+def _stage_kv(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx: _Ctx) -> list[Issue]:
+    """Key in column A (matched by normalize_label), value in column B. Grain: one value per spec field."""
+    found = _kv_locations(raw.grid) if raw is not None else {}
+    values, cells, issues = {}, {}, []
+    for f in spec.fields:
+        loc = found.get(normalize_label(f.name))
+        if loc is None:
+            values[f.name] = blank_value(f)
+            if raw is not None and f.required:
+                issues.append(_missing_key(ctx, f))
+            continue
+        row, value = loc
+        cells[f.name] = cell_ref(row, 1)
+        values[f.name], problem = parse_field(f, value)
+        if problem is not None:
+            values[f.name] = blank_value(f)
+            issues.append(_value_issue(ctx, f, cells[f.name], value, problem))
+        elif f.required and _is_missing(values[f.name]):
+            issues.append(_required_blank(ctx, f, cells[f.name]))
+    staged.kv[spec.name], staged.kv_cells[spec.name] = values, cells
+    return issues
+
+
+def _kv_locations(grid: pd.DataFrame) -> dict[str, tuple[int, object]]:
+    """normalised key → (Excel row, raw value in column B); the first occurrence of a key wins."""
+    if grid.shape[1] == 0:
+        return {}
+    values = grid[1] if grid.shape[1] > 1 else pd.Series(None, index=grid.index, dtype=object)
+    out: dict[str, tuple[int, object]] = {}
+    for row, key, value in zip(grid.index, grid[0], values):
+        if isinstance(key, str) and key.strip():
+            out.setdefault(normalize_label(key), (int(row), value))
+    return out
+
+
+def _missing_key(ctx: _Ctx, f: Field) -> Issue:
+    msg = (f"「{ctx.sheet}」缺少「{f.name}」一行。请在 A 列填写「{f.label}」，并在同一行 B 列填写内容"
+           f"（可从空白模板复制该行）。")
+    return error("missing-key", msg, **ctx.at())
+
+
+# --- table sheets ---------------------------------------------------------------------------------------------
+
+
+def _stage_table(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx: _Ctx) -> list[Issue]:
+    """Find the header by label, then parse each data row. Grain of the result: one row per non-blank,
+    non-subtotal Excel row below the header."""
+    staged.tables[spec.name], staged.colmaps[spec.name] = empty_table(spec), {}
+    if raw is None or raw.grid.empty:
+        return [] if raw is None or not spec.required else [_header_not_found(ctx, spec)]
+    header_row, colmap, issues = _find_header(raw.grid, spec, ctx)
+    if header_row is None:
+        return issues
+    records = []
+    for row in raw.grid.index[raw.grid.index > header_row]:
+        record, row_issues = _stage_row(raw.grid.loc[row], int(row), spec, colmap, ctx)
+        issues += row_issues
+        if record is not None:
+            records.append(record)
+    staged.tables[spec.name] = _table_frame(spec, records)
+    staged.colmaps[spec.name] = {name: col_letter(c) for name, c in colmap.items()}
+    return issues
+
+
+def table_columns(spec: SheetSpec) -> list[str]:
+    return [f.name for f in spec.fields] + list(TECH_COLUMNS)
+
+
+def empty_table(spec: SheetSpec) -> pd.DataFrame:
+    """A staged table with no rows but the right columns and dtypes (a fresh copy: callers may modify it)."""
+    return _empty_table(spec).copy()
+
+
+@functools.lru_cache(maxsize=None)
+def _empty_table(spec: SheetSpec) -> pd.DataFrame:
+    return _table_frame(spec, [])
+
+
+def _table_frame(spec: SheetSpec, records: list[dict]) -> pd.DataFrame:
+    """Records → DataFrame. Numeric kinds as float64, `_row` as int64, everything else object (so blanks stay
+    None rather than being turned into NaN by pandas' string inference)."""
+    def column(name: str, dtype) -> pd.Series:
+        out = np.empty(len(records), dtype=dtype)  # filled element-wise: np.array would nest list values
+        for i, r in enumerate(records):
+            out[i] = r[name]
+        # An explicit object Series: pandas 3 would otherwise infer its `str` dtype and turn None into NaN.
+        return pd.Series(out, dtype=dtype, copy=False)
+
+    data = {f.name: column(f.name, np.float64 if f.kind in NUMERIC_KINDS else object) for f in spec.fields}
+    data.update(_file=column("_file", object), _sheet=column("_sheet", object), _row=column("_row", np.int64))
+    return pd.DataFrame(data, columns=table_columns(spec), copy=False)
+
+
+def _find_header(grid: pd.DataFrame, spec: SheetSpec, ctx: _Ctx) -> tuple[int | None, dict[str, int], list[Issue]]:
+    """The header is the row among the first HEADER_SCAN_ROWS matching the most field labels (normalised), so rows
+    inserted above it, reordered columns and extra user columns are all fine. Returns (row, field → column index)."""
+    wanted = {normalize_label(f.name): f.name for f in spec.fields}
+    best_row, best = None, {}
+    for row in grid.index[:HEADER_SCAN_ROWS]:
+        found = _header_matches(grid.loc[row], wanted)
+        if len(found) > len(best):
+            best_row, best = int(row), found
+    if best_row is None:
+        return None, {}, [_header_not_found(ctx, spec)]
+    colmap = {name: cols[0] for name, cols in best.items()}
+    issues = [_duplicate_column(ctx, best_row, name, cols) for name, cols in best.items() if len(cols) > 1]
+    issues += [_missing_column(ctx, best_row, f) for f in spec.required_fields if f.name not in colmap]
+    return best_row, colmap, issues
+
+
+def _header_matches(cells: pd.Series, wanted: dict[str, str]) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for col, value in cells.items():
+        if isinstance(value, str) and (name := wanted.get(normalize_label(value))):
+            found.setdefault(name, []).append(int(col))
+    return found
+
+
+def _header_not_found(ctx: _Ctx, spec: SheetSpec) -> Issue:
+    labels = "、".join(f.label for f in spec.required_fields) or "、".join(f.label for f in spec.fields)
+    msg = (f"「{ctx.sheet}」前 {HEADER_SCAN_ROWS} 行中找不到表头，该表未被读取。表头应包含 {labels} 等列，"
+           f"请从空白模板复制表头行。")
+    return error("header-not-found", msg, **ctx.at())
+
+
+def _missing_column(ctx: _Ctx, header_row: int, f: Field) -> Issue:
+    msg = (f"「{ctx.sheet}」第 {header_row} 行的表头中找不到必填列「{f.label}」。请恢复该列"
+           f"（表头文字须与模板一致，可调整列的顺序）。")
+    return error("missing-column", msg, **ctx.at())
+
+
+def _duplicate_column(ctx: _Ctx, header_row: int, name: str, cols: list[int]) -> Issue:
+    used, other = cell_ref(header_row, cols[0]), cell_ref(header_row, cols[1])
+    msg = f"「{ctx.sheet}」表头中「{name}」出现多次（{used}、{other}），已使用 {used} 列。请删除或重命名重复的列。"
+    return warning("duplicate-column", msg, **ctx.at(other))
+
+
+# --- rows -----------------------------------------------------------------------------------------------------
+
+# Sheets whose template may carry its own 合计 row under the data (first column); dropping it needs no notice.
+_TEMPLATE_TOTAL_SHEETS = frozenset({"预算执行", "三公经费", "月度支出"})
+_SUBTOTAL_RE = re.compile(r"(本页|本表|全部|全年|总)?(合计|小计|总计)")
+_SUBTOTAL_SUFFIX_RE = re.compile(r".{0,12}(合计|小计|总计)")
+_NOTE_RE = re.compile(r"(注|说明|备注|填表说明)\s*[:：\d]")
+
+
+def _stage_row(cells: pd.Series, row: int, spec: SheetSpec, colmap: dict[str, int], ctx: _Ctx):
+    """One Excel row → (record or None, issues). None for blank, subtotal and note rows."""
+    mapped = {name: cells.get(col) for name, col in colmap.items()}
+    if _is_blank_row(mapped.values()):
+        return None, []
+    skip = _skip_row(cells, row, spec, colmap, ctx)
+    if skip is not False:
+        return None, ([skip] if skip is not None else [])
+    record = {"_file": ctx.file, "_sheet": ctx.sheet, "_row": row}
+    issues = []
+    for f in spec.fields:
+        record[f.name], issue = _stage_cell(f, mapped, row, colmap, ctx)
+        if issue is not None:
+            issues.append(issue)
+    issues += _row_rules(record, row, colmap, ctx)
+    return record, issues
+
+
+def _is_blank_row(values) -> bool:
+    """No text and no non-zero number. Zeros count as blank because computed cells of an unused template row
+    (formulas such as 结转结余数 = 全年预算数 − 实际支出数) are cached as 0 by the writer."""
+    for v in values:
+        if is_blank(v):
+            continue
+        if isinstance(v, Number) and not isinstance(v, (bool, np.bool_)) and v == 0:
+            continue
+        return False
+    return True
+
+
+def _skip_row(cells: pd.Series, row: int, spec: SheetSpec, colmap: dict[str, int], ctx: _Ctx):
+    """False to keep the row; None to drop it silently; an Issue (提示) to drop it and say so."""
+    # The first *text* cell: a 序号 number may stand before the 合计 label.
+    last_col = max(colmap.values(), default=0)
+    first = next(((int(c), v) for c, v in cells.items() if int(c) <= last_col and isinstance(v, str)
+                  and v.strip()), None)
+    if first is None:
+        return False
+    col, text = first
+    field_at = next((spec.field(n) for n, c in colmap.items() if c == col), None)
+    if _is_subtotal(text, field_at):
+        return _subtotal_issue(text, row, col, spec, colmap, ctx)
+    others = [v for c, v in cells.items() if int(c) != col and not is_blank(v)]
+    if not others and _NOTE_RE.match(text.strip()):
+        msg = f"「{ctx.sheet}」第 {row} 行是说明文字（{cell_ref(row, col)}），已忽略。"
+        return info("note-row-dropped", msg, **ctx.at(cell_ref(row, col), text))
+    return False
+
+
+def _is_subtotal(text: str, f: Field | None) -> bool:
+    """合计/小计/总计 (optionally 本页合计 …). In a dropdown column, where such text can never be a valid value,
+    any text ending in one of them (项目支出小计) is a subtotal too; in a free-text column such as 统计项 that would
+    swallow legitimate names like 投诉举报合计, so only the bare words count there. A cell where 合计 is itself a
+    valid choice (汇总方式) is a value, not a label."""
+    key = re.sub(r"[\s:：]", "", unicodedata.normalize("NFKC", text))
+    if f is not None and f.kind == CHOICE and parse_choice(text, f.choices)[1] is None:
+        return False
+    if _SUBTOTAL_RE.fullmatch(key):
+        return True
+    return f is not None and f.kind == CHOICE and bool(_SUBTOTAL_SUFFIX_RE.fullmatch(key))
+
+
+def _subtotal_issue(text: str, row: int, col: int, spec: SheetSpec, colmap: dict[str, int], ctx: _Ctx):
+    first_field_col = colmap.get(spec.fields[0].name)
+    label = re.sub(r"\s", "", text)
+    if spec.name in _TEMPLATE_TOTAL_SHEETS and label in SUBTOTAL_LABELS[:1] and col == first_field_col:
+        return None
+    cell = cell_ref(row, col)
+    msg = (f"「{ctx.sheet}」第 {row} 行是合计/小计行（{cell}「{text.strip()}」），已忽略，不会重复计入。"
+           f"如这一行是实际数据，请改用其他名称。")
+    return info("subtotal-row-dropped", msg, **ctx.at(cell, text))
+
+
+def _stage_cell(f: Field, mapped: dict, row: int, colmap: dict[str, int], ctx: _Ctx):
+    """(parsed value, issue or None) for one field of one row. A missing column was reported once at the header,
+    so its cells raise no further issue."""
+    if f.name not in colmap:
+        return blank_value(f), None
+    raw = mapped[f.name]
+    cell = cell_ref(row, colmap[f.name])
+    value, problem = parse_field(f, raw)
+    if problem is not None:
+        return blank_value(f), _value_issue(ctx, f, cell, raw, problem)
+    if f.required and _is_missing(value):
+        return value, _required_blank(ctx, f, cell)
+    return value, None
+
+
+def _row_rules(record: dict, row: int, colmap: dict[str, int], ctx: _Ctx) -> list[Issue]:
+    """Requirements that depend on another field of the same row."""
+    if ctx.canonical == "预算执行" and record.get("支出类别") == "项目支出" and record.get("项目名称") is None:
+        col = colmap.get("项目名称", colmap.get("支出类别", 0))
+        cell = cell_ref(row, col)
+        msg = f"「{ctx.sheet}」{cell} 的「项目名称」：支出类别为项目支出时必须填写项目名称。请逐个项目填写名称。"
+        return [error("project-name-missing", msg, **ctx.at(cell))]
+    return []

@@ -1,0 +1,125 @@
+"""load: discovery, reading grids at Excel positions, template recognition, and bad files never raising."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+
+import pytest
+from xlsx_factory import budget_book, targets_book, work_book, write_xlsx
+
+from pipeline.load import discover, load_file
+
+
+def test_discover_recursive_sorted_and_skips_locks_and_hidden(tmp_path):
+    for rel in ["b.xlsx", "a/c.xlsm", "a/z.xls", "~$b.xlsx", ".hidden.xlsx", ".git/x.xlsx", "notes.txt",
+                "a/~$c.xlsm", "A.XLSX"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    found = [p.relative_to(tmp_path).as_posix() for p in discover(tmp_path)]
+    assert found == ["A.XLSX", "a/c.xlsm", "a/z.xls", "b.xlsx"]
+
+
+def test_discover_missing_folder_is_empty(tmp_path):
+    assert discover(tmp_path / "nope") == []
+
+
+def test_grid_keeps_excel_positions(tmp_path):
+    # Nothing in row 1 or column A: calamine must still pad from A1 so that grid.loc[4, 2] is C4.
+    path = write_xlsx(tmp_path / "w.xlsx", {"工作统计": [[], [], [], [None, None, "x"], [None, None, None, 5]]},
+                      meta={"模板类型": "工作统计表"})
+    src, issues = load_file(path, tmp_path)
+    grid = src.sheets["工作统计"].grid
+    assert issues == []
+    assert list(grid.index) == [1, 2, 3, 4, 5] and list(grid.columns) == [0, 1, 2, 3]
+    assert grid.loc[4, 2] == "x" and grid.loc[5, 3] == 5
+    assert grid.loc[1, 0] is None and grid.dtypes.eq(object).all()
+
+
+def test_budget_file_recognised_by_meta(tmp_path):
+    path = budget_book(tmp_path / "sub" / "b.xlsx")
+    src, issues = load_file(path, tmp_path)
+    assert issues == []
+    assert src.rel == "sub/b.xlsx" and src.path == path
+    assert src.template.type == "预算执行表"
+    assert src.meta["模板类型"] == "预算执行表" and src.meta["财年"] == 2023
+    assert set(src.sheets) == {"单位信息", "预算执行", "三公经费", "其他指标", "管理情况"}
+    assert src.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_without_meta_recognised_by_sheet_names_with_warning(tmp_path):
+    src, issues = load_file(targets_book(tmp_path / "t.xlsx", meta=False), tmp_path)
+    assert src.template.type == "绩效目标表" and src.meta == {}
+    assert [(i.severity, i.code, i.file) for i in issues] == [("警告", "meta-missing", "t.xlsx")]
+    assert "缺少 _meta 工作表" in issues[0].message and "绩效目标表" in issues[0].message
+
+
+def test_renamed_sheets_mapped_to_canonical_names(tmp_path):
+    rename = {"预算执行": "预算执行（2023）", "三公经费": "三公经费 ", "管理情况": "管理情况2023年"}
+    src, issues = load_file(budget_book(tmp_path / "b.xlsx", rename=rename, meta=False), tmp_path)
+    assert src.template.type == "预算执行表"
+    assert [i.code for i in issues] == ["meta-missing"]
+    assert src.sheets["预算执行"].name == "预算执行（2023）"
+    assert src.sheets["三公经费"].name == "三公经费 " and src.sheets["管理情况"].name == "管理情况2023年"
+
+
+def test_duplicate_sheet_first_used_with_warning(tmp_path):
+    path = write_xlsx(tmp_path / "w.xlsx", {"工作统计": [["统计项"]], "工作统计(2022)": [["统计项"]]},
+                      meta={"模板类型": "工作统计表"})
+    src, issues = load_file(path, tmp_path)
+    assert src.sheets["工作统计"].name == "工作统计"
+    assert [(i.code, i.sheet) for i in issues] == [("duplicate-sheet", "工作统计(2022)")]
+
+
+def test_unrecognised_workbook(tmp_path):
+    path = write_xlsx(tmp_path / "x.xlsx", {"Sheet1": [["hello"]]})
+    src, issues = load_file(path, tmp_path)
+    assert src is not None and src.template is None and src.sheets == {}
+    assert [(i.severity, i.code) for i in issues] == [("错误", "template-unrecognised")]
+    assert "Sheet1" in issues[0].message
+
+
+def _truncated(tmp_path):
+    data = work_book(tmp_path / "ok.xlsx").read_bytes()
+    return data[: len(data) // 2]
+
+
+def _bomb(_tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("xl/worksheets/sheet1.xml", b"0" * (20 * 1024 * 1024))  # 20 MiB → ~20 KiB
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name, make, code", [
+    ("text.xlsx", lambda _: "这不是工作簿".encode(), "file-unreadable"),
+    ("empty.xlsx", lambda _: b"", "file-unreadable"),
+    ("truncated.xlsx", _truncated, "file-unreadable"),
+    ("encrypted.xlsx", lambda _: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "file-encrypted"),
+    ("bomb.xlsx", _bomb, "file-suspicious"),
+    ("garbage.xls", lambda _: os.urandom(2048), "file-unreadable"),
+    ("zip-not-workbook.xlsx", lambda _: _plain_zip(), "file-unreadable"),
+])
+def test_bad_files_give_none_and_an_error(tmp_path, name, make, code):
+    path = tmp_path / name
+    path.write_bytes(make(tmp_path))
+    before = path.read_bytes()
+    src, issues = load_file(path, tmp_path)
+    assert src is None
+    assert [(i.severity, i.code, i.file) for i in issues] == [("错误", code, name)]
+    assert issues[0].message.startswith(f"文件无法打开：{name}")
+    assert path.read_bytes() == before  # inputs are never written
+
+
+def _plain_zip():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("readme.txt", "hi")
+    return buf.getvalue()
+
+
+def test_unreadable_path_gives_error(tmp_path):
+    src, issues = load_file(tmp_path / "gone.xlsx", tmp_path)
+    assert src is None and issues[0].code == "file-unreadable"
