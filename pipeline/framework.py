@@ -34,6 +34,7 @@ import pandas as pd
 
 from . import spec
 from .issues import Issue, error, warning
+from .numbers import cell_ref, excel_round, is_blank
 
 FRAMEWORK_SHEET = "评分标准"
 GRADES_SHEET = "等级"
@@ -213,8 +214,8 @@ def parse_tiers(text: str) -> tuple[list[tuple[str, float | None, float]], str |
         if cond == TIER_OTHER:
             tiers.append((TIER_OTHER, None, points))
             continue
-        op = next((canon for raw, canon in _ASCII_OPS if cond.startswith(raw)), None)
-        bound = parse_number(cond[len(next(r for r, _ in _ASCII_OPS if cond.startswith(r))):]) if op else None
+        raw_op, op = next(((raw, canon) for raw, canon in _ASCII_OPS if cond.startswith(raw)), ("", None))
+        bound = parse_number(cond[len(raw_op):]) if op else None
         if op is None or bound is None:
             return [], f"档位条件“{cond}”无法识别，应为 ≥ ＞ ≤ ＜ ＝ 加数值，或“其他”"
         tiers.append((op, bound, points))
@@ -346,8 +347,6 @@ class Framework:
 
     def grade_for(self, total: float) -> str:
         """The grade of a total as printed: rounded to 小数位数 first, so 89.995 prints 90.00 and is 优."""
-        from .numbers import excel_round
-
         shown = excel_round(total, self.digits)
         return next((g for g, low in self.grades if shown >= low), "")
 
@@ -396,16 +395,12 @@ def _kv(grid: list[list]) -> dict[str, str]:
 
 
 def _blank(v) -> bool:
-    from .numbers import is_blank
-
     return is_blank(v)
 
 
 def _table(grid: list[list], sheet: spec.SheetSpec, issues: list[Issue], where: dict) -> list[dict] | None:
     """Rows of a table sheet as dicts keyed by field name plus `_row` (Excel row) and `_cells` (field → `G7`).
     The header is the first row (of the first 20) holding every required label; None when there is none."""
-    from .numbers import cell_ref
-
     required = {f.name for f in sheet.required_fields}
     for h, header in enumerate(grid[:20]):
         labels = {spec.normalize_label(v): c for c, v in enumerate(header) if not _blank(v)}
@@ -536,14 +531,23 @@ def _grades(sheets: dict, issues: list[Issue], where: dict) -> list[tuple[str, f
     return sorted(grades, key=lambda g: -g[1])
 
 
+def _parse_digits(text) -> tuple[int | None, str | None]:
+    v = parse_number(text)
+    ok = v is not None and float(v).is_integer() and 0 <= v <= 6
+    return (int(v), None) if ok else (None, "应为 0 到 6 的整数")
+
+
+def _parse_yes_no(text) -> tuple[bool | None, str | None]:
+    v = _nfkc(text)
+    return ({"是": True, "否": False}[v], None) if v in ("是", "否") else (None, "应为“是”或“否”")
+
+
 _PARAM_PARSERS = {
-    "小数位数": lambda v: (int(parse_number(v)), None) if parse_number(v) is not None
-    and float(parse_number(v)).is_integer() and 0 <= parse_number(v) <= 6 else (None, "应为 0 到 6 的整数"),
-    "偏离度扣分": lambda v: ({"是": True, "否": False}[_nfkc(v)], None) if _nfkc(v) in ("是", "否")
-    else (None, "应为“是”或“否”"),
-    "偏离度档": lambda v: parse_deviation_tiers(v),
-    "定性区间": lambda v: parse_bands(v),
-    "定性比例": lambda v: parse_ratios(v),
+    "小数位数": _parse_digits,
+    "偏离度扣分": _parse_yes_no,
+    "偏离度档": parse_deviation_tiers,
+    "定性区间": parse_bands,
+    "定性比例": parse_ratios,
     "框架名称": lambda v: (str(v).strip(), None),
     "版本": lambda v: (str(v).strip(), None),
 }

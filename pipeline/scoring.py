@@ -396,7 +396,7 @@ def _target_rates(t: pd.DataFrame, ratios: dict):
     rate = excel_round(np.clip(rate, 0, None), RATE_DIGITS)
     missing = _missing_reason(op, a, tv, concl)
     rate = np.where(missing == "", rate, np.nan)
-    return rate, excel_round(dev, RATE_DIGITS), np.where(missing == "", rate, 0.0), missing
+    return rate, excel_round(dev, RATE_DIGITS), np.where(missing == "", np.minimum(rate, 1.0), 0.0), missing
 
 
 def _met(op, a, tv) -> np.ndarray:

@@ -19,14 +19,14 @@ from pathlib import Path
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
-from . import __version__
 from .numbers import col_letter, is_blank
 from .spec import (
     AMOUNT, CHOICE, DATE, FORMULA, HELP_SHEET, INTEGER, META_SHEET, NUMBER, PERCENT, SCORING_FRAMEWORK, TEXT,
     UNIT_TEMPLATES, VALUE, Field, SheetSpec, TemplateSpec,
 )
 
-GENERATOR = f"pipeline {__version__}"
+# No program version here: a release must not change the committed templates; 模板版本 is what readers check.
+GENERATOR = "pipeline"
 FIXED_DATE = datetime(2000, 1, 1)
 TOTAL_LABEL = "合计"
 # Sheets that end with a computed 合计 row over their amount columns; the reader drops rows labelled 合计.
