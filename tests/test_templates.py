@@ -98,7 +98,7 @@ def test_meta_sheet_is_hidden_and_complete(path):
     spec = TEMPLATES_BY_TYPE[meta["模板类型"]]
     assert meta["模板版本"] == spec.version
     assert meta["财年"] == (2023 if path.is_relative_to(EXAMPLE_DIR) else int(path.parent.name))
-    assert meta["生成工具"].startswith("pipeline ")
+    assert meta["生成工具"] == "pipeline"
     assert _kv(wb["单位信息"])["财年"] == meta["财年"]
     assert [ws.title for ws in wb if ws.sheet_state == "visible"] == [s.name for s in spec.sheets] + [HELP_SHEET]
 
