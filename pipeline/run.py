@@ -130,11 +130,13 @@ def _slice(df: pd.DataFrame, key: tuple) -> pd.DataFrame:
 def _unit_report(ev: Evaluation, framework: Framework, unit: dict, when: datetime) -> UnitReport:
     key = (unit["单位编码"], unit["财年"])
     totals = _slice(ev.scores.totals, key)
-    targets = _slice(ev.targets, key)
+    details = _slice(ev.scores.details, key)
+    scored = details.dropna(subset=["_row"])[["_file", "_row", "完成率", "分值", "得分", "扣分说明"]]
+    targets = _slice(ev.targets, key).merge(scored, on=["_file", "_row"], how="left")
     return UnitReport(
         unit=unit,
         total=totals.iloc[0].to_dict() if len(totals) else {},
-        details=_slice(ev.scores.details, key),
+        details=details,
         indicators=_slice(ev.indicators, key),
         budget_lines=_slice(ev.dataset.budget_lines, key),
         sangong=_slice(ev.dataset.sangong, key),

@@ -35,7 +35,7 @@ from .numbers import excel_round
 
 UNIT_KEY = list(spec.UNIT_KEY)
 DETAIL_COLUMNS = ("单位编码", "财年", "指标编码", "一级指标", "二级指标", "三级指标", "指标值", "实际完成值", "完成率",
-                  "分值", "得分", "扣分说明", "状态", "计算方法", "评分方法")
+                  "分值", "得分", "扣分说明", "状态", "计算方法", "评分方法", "_file", "_row")
 STATE_OK, STATE_NA, STATE_FAIL, STATE_MISSING = "正常", "不适用", "无法计算", "数据缺失"
 RATE_DIGITS = 4  # rates are fractions: 4 decimals = percent with 2 decimals
 
@@ -48,7 +48,7 @@ TARGET_COLUMNS = ("序号", "一级指标", "二级指标", "三级指标", "比
 @dataclass
 class Scores:
     """`details`: one row per unit × scored item (columns DETAIL_COLUMNS); target items get 指标编码 = framework
-    code + `-` + 序号. `totals`: one row per unit: 单位编码, 财年, 总分, 等级, then one column per 一级指标 in
+    code + `-` + 序号, and `_file`/`_row` of their 绩效目标 row (blank for other items). `totals`: one row per unit: 单位编码, 财年, 总分, 等级, then one column per 一级指标 in
     framework order. `issues`: problems found while scoring (missing conclusions, missing actual values, …)."""
 
     details: pd.DataFrame
@@ -125,7 +125,7 @@ def _finish(parts: list[pd.DataFrame]) -> pd.DataFrame:
         details["_sub"] = 0
     details["_sub"] = details["_sub"].fillna(0)
     details = details.sort_values(UNIT_KEY + ["_order", "_sub"], kind="stable")
-    details = details[list(DETAIL_COLUMNS)].reset_index(drop=True)
+    details = details.reindex(columns=list(DETAIL_COLUMNS)).reset_index(drop=True)
     for col in ("完成率", "分值", "得分"):
         details[col] = details[col].astype(float)
     return details
@@ -373,7 +373,7 @@ def _score_targets(rule: _Rule, units: pd.DataFrame, targets: pd.DataFrame):
         指标值=_target_text(t), 实际完成值=_actual_text(t), 完成率=np.where(missing == "", rate, np.nan),
         分值=share, 得分=score, 扣分说明=_target_reasons(rule, t, rate, dev, ratio, cut, share, score, missing),
         状态=np.where(missing == "", STATE_OK, STATE_MISSING), 计算方法=rule.calc, 评分方法=rule.method,
-        _sub=np.arange(1, len(t) + 1))
+        _sub=np.arange(1, len(t) + 1), _file=t["_file"], _row=t["_row"])
     empty, empty_issues = _empty_groups(rule, units, t)
     return pd.concat([part, empty], ignore_index=True), _target_issues(rule, t, dev, cut, missing) + empty_issues
 
