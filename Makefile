@@ -12,7 +12,7 @@ FROM ?=
 
 RUN_ARGS := $(if $(INPUT),--input $(INPUT)) --output $(OUTPUT) $(if $(RULES),--rules $(RULES))
 
-.PHONY: all run check test templates frameworks example golden bench clean
+.PHONY: all run check test templates generated bench clean
 
 all: run
 
@@ -46,3 +46,7 @@ generated: $(STAMP)
 
 clean:
 	rm -rf output/*/ .pytest_cache
+
+## Developers: time one unit (figures go into the README)
+bench: $(STAMP)
+	$(PYTHON) -m pipeline.bench

@@ -121,14 +121,24 @@ class Book:
         widths = self.widths[ws.name]
         widths[col] = max(widths.get(col, 6), min(display_width(text) + 2, 50))
 
-    def table(self, ws, top: int, columns: list[tuple[str, str]], rows: list[dict], left: int = 0) -> int:
-        """A header row and one row per dict; `columns` are (field, format). Returns the next free row."""
+    def table(self, ws, top: int, columns: list[tuple[str, str]], rows: list[dict], left: int = 0,
+              span_last: int = 0) -> int:
+        """A header row and one row per dict; `columns` are (field, format). With `span_last`, the last column is
+        merged over that many more columns (long text under narrow number columns). Returns the next free row."""
+        last = len(columns) - 1
         for j, (name, _) in enumerate(columns):
             ws.write_string(top, left + j, name, self.fmt["header"])
             self._grow(ws, left + j, name)
         for i, record in enumerate(rows, start=1):
             for j, (name, fmt) in enumerate(columns):
-                self.write(ws, top + i, left + j, record.get(name), fmt)
+                if span_last and j == last:
+                    value = record.get(name)
+                    ws.merge_range(top + i, left + j, top + i, left + j + span_last,
+                                   "" if value is None else str(value), self.fmt[fmt])
+                else:
+                    self.write(ws, top + i, left + j, record.get(name), fmt)
+        if span_last:
+            ws.merge_range(top, left + last, top, left + last + span_last, columns[-1][0], self.fmt["header"])
         return top + len(rows) + 1
 
     def close(self) -> None:
@@ -307,7 +317,7 @@ def _budget_sheet(book: Book, report: UnitReport) -> None:
     ws.write_string(r, 0, "共性指标计算", book.fmt["subtitle"])
     names = report.indicators["计算方法"].tolist()
     book.table(ws, r + 1, [("指标", "text"), ("值", "percent"), ("状态", "text"), ("计算过程", "text")],
-               _indicator_rows(report, names))
+               _indicator_rows(report, names), span_last=6)
 
 
 TARGET_SHEET_COLUMNS = [

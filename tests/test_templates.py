@@ -73,6 +73,13 @@ def test_committed_blank_templates_equal_generated(year, tmp_path):
         assert path.read_bytes() == (TEMPLATES_DIR / str(year) / path.name).read_bytes(), path.name
 
 
+def test_committed_frameworks_equal_generated(tmp_path):
+    from pipeline.templates import write_framework_workbooks
+
+    for path in write_framework_workbooks(tmp_path):
+        assert path.read_bytes() == (TEMPLATES_DIR / path.name).read_bytes(), path.name
+
+
 def test_committed_example_equals_generated(tmp_path):
     written = write_example(tmp_path)
     assert sorted(p.relative_to(tmp_path) for p in written) == sorted(p.relative_to(EXAMPLE_DIR) for p in EXAMPLE_FILES)
