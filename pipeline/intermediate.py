@@ -111,7 +111,7 @@ def split_target_value(raw) -> tuple[str | None, float | None, str]:
 
 TARGET_COLUMNS = [
     *UNIT_KEY, "序号", "一级指标", "二级指标", "三级指标", "比较符", "计量单位", "分值", "指标值", "实际完成值", "结论",
-    "指标值文本", "实际完成值文本", "填报实际值", "公式计算值", "取数公式", "偏差原因分析及改进措施", "_file", "_sheet", "_row",
+    "指标值文本", "实际完成值文本", "填报实际值", "公式计算值", "取数公式", "偏差原因分析及改进措施", "单元格", "_file", "_sheet", "_row",
 ]
 
 
@@ -183,7 +183,7 @@ def _resolve_one(row: dict, unit_stats: dict, cell) -> tuple[dict, list[iss.Issu
         "比较符": comparator, "计量单位": unit,
         "指标值": np.nan if qualitative or target is None else target,
         "实际完成值": np.nan if qualitative or actual is None else actual,
-        "结论": conclusion, "指标值文本": shown_target, "实际完成值文本": shown_actual,
+        "结论": conclusion, "单元格": cell(row, "实际完成值"), "指标值文本": shown_target, "实际完成值文本": shown_actual,
         "填报实际值": row.get("实际完成值"), "公式计算值": np.nan if computed is None else computed,
     }, problems
 

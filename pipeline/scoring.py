@@ -35,20 +35,27 @@ from .numbers import excel_round
 
 UNIT_KEY = list(spec.UNIT_KEY)
 DETAIL_COLUMNS = ("单位编码", "财年", "指标编码", "一级指标", "二级指标", "三级指标", "指标值", "实际完成值", "完成率",
-                  "分值", "得分", "扣分说明", "状态", "计算方法", "评分方法", "_file", "_row")
+                  "分值", "得分", "扣分说明", "状态", "计算方法", "评分方法", "_file", "_row",
+                  "_rule", "_value", "_target", "_op", "_deviation", "_cut")
+# The `_rule` … `_cut` columns carry what the workbook's live formulas read (see formulas_xl.py), on 正常 rows:
+# `_rule` the framework's 指标编码; `_value` the figure the rule reads (the indicator's unrounded value, the
+# 结转结余数 for 结余控制, the ratio for 定性 items and 定性 targets, the actual value of a quantitative target);
+# `_target` the 上年结转数 (结余控制) or a target's 指标值; `_op` a target's 比较符; `_deviation` and `_cut` a
+# target's rounded 偏离度 (NaN where not computed) and the share of its points deducted for it.
 STATE_OK, STATE_NA, STATE_FAIL, STATE_MISSING = "正常", "不适用", "无法计算", "数据缺失"
 RATE_DIGITS = 4  # rates are fractions: 4 decimals = percent with 2 decimals
 
 INDICATOR_COLUMNS = ("值", "分子", "分母", "参照", "状态", "说明")
 MANAGEMENT_COLUMNS = ("评价内容", "自评结论", "得分比例", "单元格", "_file")
 TARGET_COLUMNS = ("序号", "一级指标", "二级指标", "三级指标", "比较符", "计量单位", "分值", "指标值", "实际完成值", "结论",
-                  "指标值文本", "实际完成值文本", "_file", "_sheet", "_row")
+                  "指标值文本", "实际完成值文本", "单元格", "_file", "_sheet", "_row")
 
 
 @dataclass
 class Scores:
     """`details`: one row per unit × scored item (columns DETAIL_COLUMNS); target items get 指标编码 = framework
-    code + `-` + 序号, and `_file`/`_row` of their 绩效目标 row (blank for other items). `totals`: one row per unit: 单位编码, 财年, 总分, 等级, then one column per 一级指标 in
+    code + `-` + 序号, and `_file`/`_row` of their 绩效目标 row (blank for other items); `_rule` … `_cut` are the
+    inputs of the workbook's formulas (see DETAIL_COLUMNS). `totals`: one row per unit: 单位编码, 财年, 总分, 等级, then one column per 一级指标 in
     framework order. `issues`: problems found while scoring (missing conclusions, missing actual values, …)."""
 
     details: pd.DataFrame
@@ -126,7 +133,7 @@ def _finish(parts: list[pd.DataFrame]) -> pd.DataFrame:
     details["_sub"] = details["_sub"].fillna(0)
     details = details.sort_values(UNIT_KEY + ["_order", "_sub"], kind="stable")
     details = details.reindex(columns=list(DETAIL_COLUMNS)).reset_index(drop=True)
-    for col in ("完成率", "分值", "得分"):
+    for col in ("完成率", "分值", "得分", "_value", "_target", "_deviation", "_cut"):
         details[col] = details[col].astype(float)
     return details
 
@@ -192,7 +199,9 @@ def _score_indicator(rule: _Rule, units: pd.DataFrame, indicators: pd.DataFrame)
         指标编码=rule.code, 一级指标=rule.level1, 二级指标=rule.level2, 三级指标=rule.name,
         指标值=_standard_text(rule), 实际完成值=_where([(state == STATE_OK, _pct(v))], state),
         完成率=np.where(state == STATE_OK, v, np.nan), 分值=rule.points, 得分=score, 扣分说明=reason,
-        状态=state, 计算方法=rule.calc, 评分方法=rule.method)
+        状态=state, 计算方法=rule.calc, 评分方法=rule.method, _rule=rule.code,
+        _value=f["分子"].to_numpy(dtype=float) if rule.method == "结余控制" else value,
+        _target=f["参照"].fillna(0).to_numpy(dtype=float) if rule.method == "结余控制" else np.nan)
     return part, _indicator_issues(rule, f, state, note)
 
 
@@ -308,7 +317,8 @@ def _score_management(rule: _Rule, units: pd.DataFrame, management: pd.DataFrame
         指标编码=rule.code, 一级指标=rule.level1, 二级指标=rule.level2, 三级指标=rule.name, 指标值="达成",
         实际完成值=np.where(valid, concl, "未填写"), 完成率=np.where(valid, excel_round(ratio, RATE_DIGITS), np.nan),
         分值=rule.points, 得分=score, 扣分说明=np.where(score < rule.points, reason, ""),
-        状态=np.where(valid, STATE_OK, STATE_MISSING), 计算方法=rule.calc, 评分方法=rule.method)
+        状态=np.where(valid, STATE_OK, STATE_MISSING), 计算方法=rule.calc, 评分方法=rule.method, _rule=rule.code,
+        _value=np.where(valid, ratio, np.nan))
     return part, _management_issues(rule, f, valid, out_of_band, lo, hi, default)
 
 
@@ -373,7 +383,10 @@ def _score_targets(rule: _Rule, units: pd.DataFrame, targets: pd.DataFrame):
         指标值=_target_text(t), 实际完成值=_actual_text(t), 完成率=np.where(missing == "", rate, np.nan),
         分值=share, 得分=score, 扣分说明=_target_reasons(rule, t, rate, dev, ratio, cut, share, score, missing),
         状态=np.where(missing == "", STATE_OK, STATE_MISSING), 计算方法=rule.calc, 评分方法=rule.method,
-        _sub=np.arange(1, len(t) + 1), _file=t["_file"], _row=t["_row"])
+        _sub=np.arange(1, len(t) + 1), _file=t["_file"], _row=t["_row"], _rule=rule.code,
+        _value=np.where(t["比较符"] == "定性", _qualitative_values(t, rule.glob["定性比例"]),
+                        t["实际完成值"].to_numpy(dtype=float)),
+        _target=t["指标值"].to_numpy(dtype=float), _op=t["比较符"], _deviation=dev, _cut=cut)
     empty, empty_issues = _empty_groups(rule, units, t)
     return pd.concat([part, empty], ignore_index=True), _target_issues(rule, t, dev, cut, missing) + empty_issues
 
@@ -397,6 +410,12 @@ def _target_rates(t: pd.DataFrame, ratios: dict):
     missing = _missing_reason(op, a, tv, concl)
     rate = np.where(missing == "", rate, np.nan)
     return rate, excel_round(dev, RATE_DIGITS), np.where(missing == "", np.minimum(rate, 1.0), 0.0), missing
+
+
+def _qualitative_values(t: pd.DataFrame, ratios: dict) -> np.ndarray:
+    """The ratio a 定性 target's conclusion gives (NaN without a conclusion)."""
+    concl = t["结论"].where(t["结论"].isin(spec.CONCLUSIONS)).to_numpy(dtype=object)
+    return np.array([ratios.get(c, np.nan) for c in concl], dtype=float)
 
 
 def _met(op, a, tv) -> np.ndarray:
@@ -521,7 +540,7 @@ def _empty_groups(rule: _Rule, units: pd.DataFrame, t: pd.DataFrame):
         指标编码=rule.code, 一级指标=rule.level1, 二级指标=rule.level2, 三级指标=rule.name, 指标值="", 实际完成值="未填写",
         完成率=np.nan, 分值=rule.points, 得分=rule.points if full else 0.0,
         扣分说明=f"不适用：未填写{levels}，按规则得满分" if full else f"未填写{levels}，该项 {rule.points:g} 分不得分",
-        状态=STATE_NA if full else STATE_MISSING, 计算方法=rule.calc, 评分方法=rule.method, _sub=0)
+        状态=STATE_NA if full else STATE_MISSING, 计算方法=rule.calc, 评分方法=rule.method, _sub=0, _rule=rule.code)
     make, text = (info, "按规则得满分") if full else (error, "不得分。请在绩效目标表中填写")
     issues = [_unit_issue(make, "targets-group-missing", f"未填写{levels}，{_quoted(rule.name)}{rule.points:g} 分{text}。",
                           u, y, sheet="绩效目标") for u, y in zip(lacking["单位编码"], lacking["财年"])]
@@ -534,7 +553,8 @@ def _target_issues(rule: _Rule, t: pd.DataFrame, dev, cut, missing) -> list[Issu
     for i in np.flatnonzero((missing != "") | (cut > 0)):
         r = t.iloc[i]
         where = dict(file="" if pd.isna(r["_file"]) else str(r["_file"]),
-                     sheet="绩效目标" if pd.isna(r["_sheet"]) else str(r["_sheet"]))
+                     sheet="绩效目标" if pd.isna(r["_sheet"]) else str(r["_sheet"]),
+                     cell="" if pd.isna(r["单元格"]) else str(r["单元格"]))
         row = "" if pd.isna(r["_row"]) else f"第 {int(r['_row'])} 行"
         if missing[i]:
             issues.append(_unit_issue(error, "target-not-scorable", f"绩效目标{row}“{r['三级指标']}”{missing[i]}，"
