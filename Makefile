@@ -44,6 +44,10 @@ generated: $(STAMP)
 	$(PYTHON) -m pipeline templates --year 2024
 	$(PYTHON) -m pipeline.example
 
+## Developers: regenerate tests/golden (the example's expected output) on purpose, then review git diff tests/golden
+golden: $(STAMP)
+	$(PYTHON) tests/test_golden.py
+
 clean:
 	rm -rf output/*/ .pytest_cache
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import io
+import posixpath
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import python_calamine
+from defusedxml import ElementTree as SafeET
 
-from .issues import Issue, error, warning
-from .numbers import is_blank
+from .issues import Issue, error, info, warning
+from .numbers import cell_ref, is_blank
 from .spec import (
     ALL_TEMPLATES, HELP_SHEET, META_SHEET, TEMPLATES_BY_TYPE, TemplateSpec, normalize_label, normalize_sheet_name,
 )
@@ -59,6 +62,11 @@ class SourceFile:
     template: TemplateSpec | None
     meta: dict = field(default_factory=dict)
     sheets: dict[str, RawSheet] = field(default_factory=dict)
+    # Cell-level facts calamine does not give, read from the sheet XML (.xlsx/.xlsm only; empty for .xls):
+    # canonical sheet → cells holding a formula without a saved result (calamine reads them as empty), and
+    # canonical sheet → cells whose number format is a percentage (so 0.976 there means 97.6%).
+    uncached_formulas: dict[str, frozenset[str]] = field(default_factory=dict)
+    percent_cells: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -94,14 +102,16 @@ def load_file(path: Path, root: Path) -> tuple[SourceFile | None, list[Issue]]:
     if problem is None:
         problem = _precheck(path, data)
     if problem is not None:
-        return None, [error(problem[0], f"文件无法打开：{rel}。{problem[1]}", file=rel)]
+        return None, [error(problem[0], f"文件无法打开：{rel}。{problem[1]}。", file=rel)]
     try:
         book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
         grids = {name: _grid(book.get_sheet_by_name(name)) for name in book.sheet_names}
     except Exception as exc:  # noqa: BLE001 -- calamine raises many kinds; any of them means "unreadable file"
         msg = f"文件无法打开：{rel}（{type(exc).__name__}）。文件可能已损坏或不是 Excel 工作簿，{_FIX_RESAVE}。"
         return None, [error("file-unreadable", msg, file=rel)]
-    return _source_from_grids(path, rel, hashlib.sha256(data).hexdigest(), grids)
+    facts = _sheet_xml_facts(data) if path.suffix.lower() in ZIP_SUFFIXES else {}
+    src, issues = _source_from_grids(path, rel, hashlib.sha256(data).hexdigest(), grids)
+    return src, issues + _apply_xml_facts(src, facts)
 
 
 def _relative_name(path: Path, root: Path) -> str:
@@ -257,3 +267,150 @@ def _map_sheets(rel: str, template: TemplateSpec, grids: dict) -> tuple[dict[str
             continue
         sheets[name] = RawSheet(actual, grid)
     return sheets, issues
+
+
+# --------------------------------------------------------------------------------------------------------------
+# cell-level facts from the sheet XML
+#
+# calamine gives values only. Four things a user can leave behind need the XML: a formula without a saved result
+# (written by a program, never opened in Excel: calamine reads it as empty, which would silently become 0 or a
+# "required" error), merged cells (calamine puts the value in the first cell only), hidden rows (read like any
+# other row, as Excel's SUM counts them, but said so) and percent-formatted cells. A regex over the part is enough
+# and cheap: the precheck has already bounded the part sizes, and only attributes are read.
+
+
+@dataclass
+class _SheetFacts:
+    uncached: list[str] = field(default_factory=list)
+    percent: set[str] = field(default_factory=set)
+    merged: list[str] = field(default_factory=list)
+    hidden_rows: list[int] = field(default_factory=list)
+
+
+_CELL_RE = re.compile(rb"<(?:\w+:)?c\s([^>]*?[^/>])>(.*?)</(?:\w+:)?c>", re.S)
+_ATTR_RE = re.compile(rb'\b(r|s)="([^"]*)"')
+_FORMULA_RE = re.compile(rb"<(?:\w+:)?f[\s>/]")
+_VALUE_RE = re.compile(rb"<(?:\w+:)?v>([^<]+)</(?:\w+:)?v>")
+_MERGE_RE = re.compile(rb'<(?:\w+:)?mergeCell\s[^>]*?ref="([A-Z]+\d+:[A-Z]+\d+)"')
+_HIDDEN_ROW_RE = re.compile(rb'<(?:\w+:)?row\s[^>]*?\br="(\d+)"[^>]*?\bhidden="(?:1|true)"')
+_PERCENT_BUILTIN = {9, 10}
+_NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+
+
+def _sheet_xml_facts(data: bytes) -> dict[str, _SheetFacts]:
+    """Sheet name → facts. Any surprise in the package gives {} (the values calamine read are still used)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            parts = _sheet_parts(zf)
+            percent_styles = _percent_styles(zf)
+            return {name: _scan_sheet(zf.read(part), percent_styles) for name, part in parts.items()
+                    if part in zf.namelist()}
+    except Exception:  # noqa: BLE001 -- a malformed part only costs us the extra facts, never the file
+        return {}
+
+
+def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
+    """Sheet name → its part path, through workbook.xml and its relationships (parsed with defusedxml)."""
+    book = SafeET.fromstring(zf.read("xl/workbook.xml"))
+    rels = SafeET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+    targets = {r.get("Id"): r.get("Target", "") for r in rels}
+    out = {}
+    for sheet in book.iter():
+        if sheet.tag.endswith("}sheet") and sheet.get(_NS_REL) in targets:
+            target = targets[sheet.get(_NS_REL)]
+            out[sheet.get("name")] = target.lstrip("/") if target.startswith("/") else \
+                posixpath.normpath(posixpath.join("xl", target))
+    return out
+
+
+def _percent_styles(zf: zipfile.ZipFile) -> set[int]:
+    """Indexes into cellXfs whose number format shows a percentage."""
+    if "xl/styles.xml" not in zf.namelist():
+        return set()
+    styles = SafeET.fromstring(zf.read("xl/styles.xml"))
+    custom = {int(n.get("numFmtId")) for n in styles.iter() if n.tag.endswith("}numFmt")
+              and "%" in (n.get("formatCode") or "")}
+    xfs = next((n for n in styles.iter() if n.tag.endswith("}cellXfs")), None)
+    if xfs is None:
+        return set()
+    return {i for i, xf in enumerate(xfs) if int(xf.get("numFmtId") or 0) in (_PERCENT_BUILTIN | custom)}
+
+
+def _scan_sheet(xml: bytes, percent_styles: set[int]) -> _SheetFacts:
+    facts = _SheetFacts()
+    for m in _CELL_RE.finditer(xml):
+        attrs = dict(_ATTR_RE.findall(m[1]))
+        ref = attrs.get(b"r", b"").decode()
+        if not ref:
+            continue
+        if _FORMULA_RE.search(m[2]) and not _VALUE_RE.search(m[2]):
+            facts.uncached.append(ref)
+        if percent_styles and attrs.get(b"s", b"").isdigit() and int(attrs[b"s"]) in percent_styles:
+            facts.percent.add(ref)
+    facts.merged = [r.decode() for r in _MERGE_RE.findall(xml)]
+    facts.hidden_rows = [int(r) for r in _HIDDEN_ROW_RE.findall(xml)]
+    return facts
+
+
+def _apply_xml_facts(src: SourceFile | None, facts: dict[str, _SheetFacts]) -> list[Issue]:
+    """Record formula and percent cells on the SourceFile (staging reports a formula only where its cell is read),
+    fill merged text down, and report merged figures and hidden rows with data."""
+    if src is None or not facts:
+        return []
+    issues: list[Issue] = []
+    for canonical, raw in list(src.sheets.items()):
+        f = facts.get(raw.name)
+        if f is None:
+            continue
+        src.uncached_formulas[canonical] = frozenset(f.uncached)
+        src.percent_cells[canonical] = frozenset(f.percent)
+        issues += _fill_merged(src.rel, raw, f.merged)
+        issues += _hidden_rows(src.rel, raw, f.hidden_rows)
+    return issues
+
+
+_REF_RE = re.compile(r"([A-Z]+)(\d+)")
+
+
+def _ref_to_pos(ref: str) -> tuple[int, int]:
+    letters, row = _REF_RE.fullmatch(ref).groups()
+    col = 0
+    for ch in letters:
+        col = col * 26 + ord(ch) - 64
+    return int(row), col - 1
+
+
+def _fill_merged(rel: str, raw: RawSheet, ranges: list[str]) -> list[Issue]:
+    """A text merged over several rows (支出类别 「项目支出」 over three project lines) belongs to each row: copy it
+    down. A number merged over several rows cannot be split: it stays in the first row, with a 警告."""
+    issues = []
+    grid = raw.grid
+    for rng in ranges:
+        (r1, c1), (r2, c2) = (_ref_to_pos(x) for x in rng.split(":"))
+        if r2 <= r1 or r1 not in grid.index or c1 not in grid.columns:
+            continue  # merged within one row (titles): nothing to fill
+        value = grid.at[r1, c1]
+        top = cell_ref(r1, c1)
+        if isinstance(value, str):
+            for r in range(r1, min(r2, grid.index[-1]) + 1):
+                for c in range(c1, min(c2, grid.columns[-1]) + 1):
+                    if grid.at[r, c] is None:
+                        grid.at[r, c] = value
+            msg = (f"「{raw.name}」{rng} 是合并单元格，已把「{value.strip()}」用于其中每一行。"
+                   f"建议取消合并，每一行分别填写。")
+            issues.append(info("merged-cells-filled", msg, file=rel, sheet=raw.name, cell=top, value=value))
+        elif value is not None:
+            msg = (f"「{raw.name}」{rng} 是合并单元格，其中的数字 {value} 只计入第 {r1} 行。"
+                   f"请取消合并，在每一行分别填写该行的数字。")
+            issues.append(warning("merged-number", msg, file=rel, sheet=raw.name, cell=top, value=str(value)))
+    return issues
+
+
+def _hidden_rows(rel: str, raw: RawSheet, rows: list[int]) -> list[Issue]:
+    issues = []
+    for r in rows:
+        if r in raw.grid.index and any(not is_blank(v) for v in raw.grid.loc[r]):
+            msg = (f"「{raw.name}」第 {r} 行是隐藏行，其中的数据已照常读取（与 Excel 求和一致）。"
+                   f"如该行不应计入，请删除该行；否则请取消隐藏以便核对。")
+            issues.append(info("hidden-row", msg, file=rel, sheet=raw.name, cell=f"A{r}"))
+    return issues

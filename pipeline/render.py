@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 import unicodedata
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +20,7 @@ import pandas as pd
 import xlsxwriter
 
 from . import __version__
+from . import formulas_xl as fx
 from .issues import issues_frame
 from .numbers import excel_round
 
@@ -43,6 +46,8 @@ class UnitReport:
     files: pd.DataFrame             # the unit's input files with sha256
     framework: object               # framework.Framework
     run_time: datetime = field(default_factory=lambda: FIXED_CREATED)
+    # input file (`rel`, as issues name it) → its path relative to this workbook's folder, for the 数据问题 links
+    source_links: dict = field(default_factory=dict)
 
 
 def display_width(text: object) -> int:
@@ -206,12 +211,14 @@ def _summary_sheet(book: Book, report: UnitReport) -> None:
     book.write(ws, r, 1, total.get("总分"), "total")
     book.write(ws, r + 1, 0, "等级", "label")
     book.write(ws, r + 1, 1, total.get("等级") or "无法评级", "total")
+    _total_formulas(book, ws, report, r)
     r += 3
     ws.write_string(r, 0, "各一级指标得分", book.fmt["subtitle"])
     level1 = _level1_rows(report)
     cols = [("一级指标", "text"), ("分值", "number"), ("得分", "number"), ("失分", "number"), ("得分率", "percent")]
     table_top = r + 1
     r = book.table(ws, table_top, cols, level1) + 1
+    _level1_formulas(book, ws, report, table_top, level1)
     _score_chart(book, ws, table_top, len(level1), f"A{r + 1}")
     r += 18
     ws.write_string(r, 0, "关键指标", book.fmt["subtitle"])
@@ -223,6 +230,31 @@ def _summary_sheet(book: Book, report: UnitReport) -> None:
         book.write(ws, r + j, 0, sev, "label")
         book.write(ws, r + j, 1, int(counts.get(sev, 0)), "int")
     ws.print_area(0, 0, r + 3, 3)
+
+
+def _total_formulas(book: Book, ws, report: UnitReport, r: int) -> None:
+    """总分 (row r) and 等级 (row r + 1) as formulas over 评分明细, cached with the scored total and grade."""
+    n, total = len(report.details), report.total
+    if not n or total.get("总分") is None or pd.isna(total.get("总分")):
+        return
+    fw = report.framework
+    ws.write_formula(r, 1, fx.sum_range(_details_range("得分", n), fw.digits), book.fmt["total"], total["总分"])
+    ws.write_formula(r + 1, 1, fx.grade(f"B{r + 1}", fw.grades), book.fmt["total"], total.get("等级") or "无法评级")
+
+
+def _level1_formulas(book: Book, ws, report: UnitReport, top: int, level1: list[dict]) -> None:
+    """各一级指标得分: SUMIF over 评分明细 (rounded as _level1_rows rounds), cached with the computed figures."""
+    n = len(report.details)
+    if not n:
+        return
+    names, points, scores = (_details_range(c, n) for c in ("一级指标", "分值", "得分"))
+    for k, g in enumerate(level1, start=1):
+        row, x = top + k, top + k + 1  # 0-based row, Excel row
+        ws.write_formula(row, 1, fx.sum_if(names, f"A{x}", points, 2), book.fmt["number"], g["分值"])
+        ws.write_formula(row, 2, fx.sum_if(names, f"A{x}", scores, 2), book.fmt["number"], g["得分"])
+        ws.write_formula(row, 3, fx.difference(f"B{x}", f"C{x}", 2), book.fmt["number"], g["失分"])
+        if g["得分率"] is not None:
+            ws.write_formula(row, 4, fx.share(f"C{x}", f"B{x}"), book.fmt["percent"], g["得分率"])
 
 
 def _score_chart(book: Book, ws, header_row: int, n: int, anchor: str) -> None:
@@ -246,11 +278,96 @@ DETAIL_COLUMNS = [("指标编码", "text"), ("一级指标", "text"), ("二级�
                   ("得分", "number"), ("扣分说明", "text"), ("状态", "text"), ("评分方法", "text")]
 
 
+# Visible inputs of the live formulas (after the columns of 评分明细.csv), with the header comment explaining them.
+DETAIL_INPUT_COLUMNS = [("计算值", "general"), ("目标值", "general"), ("每点扣", "general"), ("偏离度", "percent"),
+                        ("偏离度扣减", "percent")]
+DETAIL_SHEET_COLUMNS = DETAIL_COLUMNS + DETAIL_INPUT_COLUMNS
+DETAIL_INPUT_NOTES = {
+    "计算值": "得分公式读取的数值：共性指标的计算值（完成率 = 四舍五入到 0.01%）；结转结余数（万元）；定性项目的得分比例；"
+             "绩效目标的实际完成值。修改后得分随之重算。",
+    "目标值": "超出/低于扣分的阈值；上年结转数（万元，结余控制）；绩效目标的指标值。",
+    "每点扣": "超出/低于扣分：每个百分点扣的分数。",
+    "偏离度": "正向绩效目标：(实际完成值 − 指标值) ÷ 指标值。",
+    "偏离度扣减": "偏离度达到参数表“偏离度档”时扣减该项分值的比例。",
+}
+DETAILS_SHEET = "评分明细"
+
+
+def _sheet_col(name: str) -> str:
+    """Column letter of a 评分明细 column."""
+    return xlsxwriter.utility.xl_col_to_name([c for c, _ in DETAIL_SHEET_COLUMNS].index(name))
+
+
+def _details_range(name: str, n: int) -> str:
+    """`'评分明细'!$I$2:$I$29`: a column over the n item rows, for formulas on other sheets."""
+    c = _sheet_col(name)
+    return f"'{DETAILS_SHEET}'!${c}$2:${c}${n + 1}"
+
+
+def _row_refs(excel_row: int) -> fx.RowRefs:
+    ref = lambda name: f"{_sheet_col(name)}{excel_row}"  # noqa: E731
+    return fx.RowRefs(points=ref("分值"), rate=ref("完成率"), value=ref("计算值"), target=ref("目标值"),
+                      per_point=ref("每点扣"), deviation=ref("偏离度"), cut=ref("偏离度扣减"))
+
+
+def _num(x) -> float | None:
+    return None if x is None or pd.isna(x) else float(x)
+
+
+def _detail_formulas(book: Book, ws, i: int, r: dict, rule: dict | None, fw) -> None:
+    """Turn row i of 评分明细 into live formulas: visible inputs, 完成率 and 得分 as formulas with their cached
+    values. Rows that are not 正常 (不适用, 无法计算, 数据缺失) keep their constants."""
+    if r["状态"] != "正常" or rule is None or r["评分方法"] not in fx.SCORE_BUILDERS:
+        return
+    col = {name: j for j, (name, _) in enumerate(DETAIL_SHEET_COLUMNS)}
+    method, params, refs = r["评分方法"], rule["_params"], _row_refs(i + 1)
+    value, target = _num(r.get("_value")), _num(r.get("_target"))
+    if value is None:
+        return
+
+    def put(name, v, fmt):
+        book.write(ws, i, col[name], v, fmt)
+
+    def formula(name, text, cached, fmt):
+        ws.write_formula(i, col[name], text, book.fmt[fmt], cached)
+
+    extra = {}
+    if method == "绩效目标":
+        op = r.get("_op")
+        if not fx.has_target_rate(op) or (op != "定性" and target is None):
+            return
+        put("计算值", value, "percent" if op == "定性" else "general")
+        if op != "定性":
+            put("目标值", target, "general")
+        formula("完成率", fx.target_rate(refs, op), r["完成率"], "percent")
+        tiers = fw.params.get("偏离度档") or []
+        if op in ("≥", "＞") and target > 0 and fw.params.get("偏离度扣分", True) and tiers:
+            formula("偏离度", fx.deviation(refs), r["_deviation"], "percent")
+            formula("偏离度扣减", fx.deviation_cut(refs, tiers), r["_cut"], "percent")
+            extra["deviation"] = True
+    elif method == "结余控制":
+        put("计算值", value, "amount")
+        put("目标值", 0.0 if target is None else target, "amount")
+    else:
+        put("计算值", value, "percent")
+        formula("完成率", fx.rate_of_value(refs), r["完成率"], "percent")
+        if method in ("超出扣分", "低于扣分"):
+            put("目标值", float(params["阈值"]), "percent")
+            put("每点扣", float(params["每点扣"]), "general")
+    formula("得分", fx.score_formula(method, refs, params, fw.digits, **extra), r["得分"], "number")
+
+
 def _details_sheet(book: Book, report: UnitReport) -> None:
-    ws = book.sheet("评分明细", header_rows=0)
+    ws = book.sheet(DETAILS_SHEET, header_rows=0)
     rows = report.details.to_dict("records")
-    book.table(ws, 0, DETAIL_COLUMNS, rows)
-    names = [c for c, _ in DETAIL_COLUMNS]
+    book.table(ws, 0, DETAIL_SHEET_COLUMNS, [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    rules = {r["指标编码"]: r for r in report.framework.rows.to_dict("records")}
+    for i, r in enumerate(rows, start=1):
+        _detail_formulas(book, ws, i, r, rules.get(r.get("_rule")), report.framework)
+    for name, _ in DETAIL_INPUT_COLUMNS:
+        ws.write_comment(0, [c for c, _ in DETAIL_SHEET_COLUMNS].index(name), DETAIL_INPUT_NOTES[name],
+                         {"x_scale": 2, "y_scale": 1.5})
+    names = [c for c, _ in DETAIL_SHEET_COLUMNS]
     points, score, reason = names.index("分值"), names.index("得分"), names.index("扣分说明")
     for i, r in enumerate(rows, start=1):
         if r["得分"] < r["分值"] - 1e-9:
@@ -262,11 +379,12 @@ def _details_sheet(book: Book, report: UnitReport) -> None:
         ws.conditional_format(1, 0, n, len(names) - 1, {
             "type": "formula", "criteria": f"=${col_s}2<${col_p}2-0.000001", "format": book.fmt["lost"]})
         total_row = n + 1
+        digits = report.framework.digits
         book.write(ws, total_row, 0, "合计", "label")
-        ws.write_formula(total_row, points, f"=SUM({col_p}2:{col_p}{n + 1})", book.fmt["number"],
-                         excel_round(sum(r["分值"] for r in rows), 2))
-        ws.write_formula(total_row, score, f"=SUM({col_s}2:{col_s}{n + 1})", book.fmt["number"],
-                         excel_round(sum(r["得分"] for r in rows), 2))
+        ws.write_formula(total_row, points, fx.sum_range(f"{col_p}2:{col_p}{n + 1}", digits), book.fmt["number"],
+                         excel_round(sum(r["分值"] for r in rows), digits))
+        ws.write_formula(total_row, score, fx.sum_range(f"{col_s}2:{col_s}{n + 1}", digits), book.fmt["number"],
+                         excel_round(sum(r["得分"] for r in rows), digits))
     ws.freeze_panes(1, 0)
     ws.autofilter(0, 0, max(n, 1), len(names) - 1)
     book.widths[ws.name][reason] = 60
@@ -357,15 +475,36 @@ def _issues_sheet(book: Book, report: UnitReport) -> None:
     ws = book.sheet("数据问题", header_rows=0)
     frame = issues_frame(report.issues)
     rows = frame.to_dict("records")
-    book.table(ws, 0, ISSUE_SHEET_COLUMNS, rows)
+    book.table(ws, 0, ISSUE_SHEET_COLUMNS + [("定位", "text")], rows)
+    link_col = len(ISSUE_SHEET_COLUMNS)
     for i, r in enumerate(rows, start=1):
         sev = {"错误": "error", "警告": "warning"}.get(r["严重程度"])
         if sev:
             ws.write_string(i, 0, r["严重程度"], book.fmt[sev])
+        url = source_link(report.source_links.get(r["文件"]), r["工作表"], r["单元格"])
+        if url:
+            ws.write_url(i, link_col, url, book.fmt["link"], string="打开", tip="打开源文件并定位到该单元格")
     if not rows:
         ws.write_string(1, 0, "未发现数据问题", book.fmt["text"])
     ws.freeze_panes(1, 0)
     book.widths[ws.name][4] = 70
+
+
+_CELL_REF = re.compile(r"[A-Z]{1,3}[1-9][0-9]{0,6}")
+
+
+def source_link(rel_path: str | None, sheet: str, cell: str) -> str | None:
+    """`external:` link to an input file (path relative to the output workbook) at a cell. The path and sheet name
+    come from the user's files: the path is percent-quoted (xlsxwriter leaves an already quoted URL alone, so a `#`
+    or `"` in a file name cannot end the path or the attribute), a `'` in the sheet name is doubled as Excel's
+    quoting wants, and only a plain A1 reference is used as cell. None when there is nothing to link."""
+    if not rel_path:
+        return None
+    url = "external:" + urllib.parse.quote(rel_path.replace("\\", "/"), safe="/")
+    if sheet:
+        ref = cell if isinstance(cell, str) and _CELL_REF.fullmatch(cell) else "A1"
+        url += "#" + "'" + sheet.replace("'", "''") + "'!" + ref
+    return url if len(url) <= 2000 else None  # Excel's limit for a link is 2079 characters
 
 
 def _about_sheet(book: Book, report: UnitReport) -> None:

@@ -33,6 +33,7 @@ class Evaluation:
     scores: Scores
     issues: list[iss.Issue]
     timings: dict[str, float] = field(default_factory=dict)
+    input_dir: Path | None = None  # for the 数据问题 links back to the input files
 
     def unit_issues(self, unit: str, year: int) -> list[iss.Issue]:
         return [i for i in self.issues if i.unit == unit and i.year == year]
@@ -78,7 +79,8 @@ def evaluate(input_dir: Path, framework: Framework) -> Evaluation:
     scores = score_units(framework, indicators, management_for_scoring(ds), targets)
     all_issues = _with_units(found + problems + more + list(scores.issues), ds)
     t2 = time.perf_counter()
-    return Evaluation(ds, stats, targets, indicators, scores, all_issues, {"read": t1 - t0, "compute": t2 - t1})
+    return Evaluation(ds, stats, targets, indicators, scores, all_issues, {"read": t1 - t0, "compute": t2 - t1},
+                      input_dir=Path(input_dir))
 
 
 def _with_units(found: list[iss.Issue], ds: Dataset) -> list[iss.Issue]:
@@ -114,11 +116,28 @@ def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path) -> lis
     for unit in units.to_dict("records"):
         report = _unit_report(ev, framework, unit, when)
         path = output_dir / str(unit["财年"]) / unit_workbook_name(unit)
+        report.source_links = _source_links(ev, report, path.parent)
         written.append(render_unit_workbook(report, path))
     for year, part in details.groupby("财年"):
         written.append(write_details_csv(part, output_dir / str(year) / "评分明细.csv"))
     ev.timings["write"] = time.perf_counter() - t0
     return written
+
+
+def _source_links(ev: Evaluation, report: UnitReport, out_dir: Path) -> dict[str, str]:
+    """Input file (as issues name it) → its path relative to the output workbook's folder (links keep working
+    when input and output move together). Files of the unit's issues that are not in its files table (a duplicate
+    file left out) are found under the input folder too."""
+    if ev.input_dir is None:
+        return {}
+    names = set(report.files["文件"].dropna()) | {i.file for i in report.issues if i.file}
+    links = {}
+    for rel in sorted(names):
+        try:
+            links[rel] = Path(os.path.relpath((ev.input_dir / rel).resolve(), out_dir.resolve())).as_posix()
+        except ValueError:  # another drive on Windows: no relative path exists
+            continue
+    return links
 
 
 def _slice(df: pd.DataFrame, key: tuple) -> pd.DataFrame:

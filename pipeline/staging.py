@@ -25,7 +25,7 @@ from .issues import Issue, error, info, warning
 from .load import RawSheet, SourceFile
 from .numbers import cell_ref, col_letter, is_blank
 from .spec import (
-    AMOUNT, CHOICE, DATE, INTEGER, NUMBER, PERCENT, SUBTOTAL_LABELS, VALUE, Field, SheetSpec,
+    AMOUNT, CHOICE, DATE, INTEGER, NUMBER, PERCENT, SUBTOTAL_LABELS, TEMPLATE_VERSION, VALUE, Field, SheetSpec,
     normalize_label,
 )
 
@@ -318,6 +318,8 @@ class _Ctx:
     file: str
     sheet: str       # the sheet's name in the workbook
     canonical: str   # the spec's sheet name
+    formulas: frozenset = frozenset()  # cells holding a formula without a saved result (load)
+    percent: frozenset = frozenset()   # percent-formatted cells (load; empty for .xls)
 
     def at(self, cell: str = "", raw=None) -> dict:
         return dict(file=self.file, sheet=self.sheet, cell=cell, value=_raw_str(raw))
@@ -343,11 +345,39 @@ def stage_file(src: SourceFile) -> tuple[StagedFile, list[Issue]]:
     for spec in (t.sheets if t else ()):
         raw = src.sheets.get(spec.name)
         staged.sheet_names[spec.name] = raw.name if raw else spec.name
-        ctx = _Ctx(src.rel, staged.sheet_names[spec.name], spec.name)
+        ctx = _Ctx(src.rel, staged.sheet_names[spec.name], spec.name,
+                   src.uncached_formulas.get(spec.name, frozenset()), src.percent_cells.get(spec.name, frozenset()))
         if raw is None and spec.required:
             issues.append(_missing_sheet(ctx, t.type))
         issues += (_stage_kv if spec.kind == "kv" else _stage_table)(staged, spec, raw, ctx)
+    if t is not None:
+        issues += _meta_checks(staged)
     return staged, issues
+
+
+def _version_tuple(v: str | None) -> tuple[int, ...] | None:
+    parts = re.findall(r"\d+", v or "")
+    return tuple(int(x) for x in parts) if parts else None
+
+
+def _meta_checks(staged: StagedFile) -> list[Issue]:
+    """`_meta` against the file itself: an older template version still read (fields match by label), and a
+    `_meta` 财年 that differs from the 财年 typed in 单位信息 (a last-year template reused: check the figures)."""
+    found = []
+    sheet = staged.sheet_names.get("单位信息", "单位信息")
+    have, current = _version_tuple(staged.template_version), _version_tuple(TEMPLATE_VERSION)
+    if have is not None and current is not None and have < current:
+        msg = (f"文件 {staged.rel} 使用的是旧版模板（版本 {staged.template_version}，当前版本 {TEMPLATE_VERSION}）。"
+               f"已按表头文字读取；请下次改用新版模板填写（python -m pipeline templates --year 财年）。")
+        found.append(warning("template-version-old", msg, file=staged.rel, value=staged.template_version))
+    meta_year, _ = parse_int(staged.meta.get("财年"))
+    year = staged.unit_info["财年"]
+    if year is not None and not math.isnan(meta_year) and int(meta_year) != year:
+        cell = staged.kv_cells.get("单位信息", {}).get("财年", "")
+        msg = (f"文件 {staged.rel} 是 {int(meta_year)} 年的模板，但「{sheet}」中填写的财年为 {year}，已按 {year} 年评价。"
+               f"请确认财年填写正确，并核对表中数据是否已更新为 {year} 年的数据（建议使用 {year} 年的模板）。")
+        found.append(warning("meta-year-mismatch", msg, file=staged.rel, sheet=sheet, cell=cell, value=str(year)))
+    return found
 
 
 def _meta_text(v) -> str | None:
@@ -390,7 +420,9 @@ def _stage_kv(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx: _C
         row, value = loc
         cells[f.name] = cell_ref(row, 1)
         values[f.name], problem = parse_field(f, value)
-        if problem is not None:
+        if is_blank(value) and cells[f.name] in ctx.formulas:
+            issues.append(_uncached_formula(ctx, f, cells[f.name]))
+        elif problem is not None:
             values[f.name] = blank_value(f)
             issues.append(_value_issue(ctx, f, cells[f.name], value, problem))
         elif f.required and _is_missing(values[f.name]):
@@ -602,7 +634,11 @@ def _stage_cell(f: Field, mapped: dict, row: int, colmap: dict[str, int], ctx: _
         return blank_value(f), None
     raw = mapped[f.name]
     cell = cell_ref(row, colmap[f.name])
+    if is_blank(raw) and cell in ctx.formulas:
+        return blank_value(f), _uncached_formula(ctx, f, cell)
     value, problem = parse_field(f, raw)
+    if problem is None and cell in ctx.percent and isinstance(raw, Number) and not isinstance(raw, bool):
+        value = _percent_cell_value(f, float(raw), value)
     if problem is not None:
         return blank_value(f), _value_issue(ctx, f, cell, raw, problem)
     if f.required and _is_missing(value):
@@ -610,8 +646,47 @@ def _stage_cell(f: Field, mapped: dict, row: int, colmap: dict[str, int], ctx: _
     return value, None
 
 
+def _uncached_formula(ctx: _Ctx, f: Field, cell: str) -> Issue:
+    """A formula whose result was never saved (the file was written by a program, not saved by Excel): its value is
+    unknown. An 错误 where the field is required, else a 警告 (the cell is read as blank)."""
+    msg = (f"「{ctx.sheet}」{cell} 的「{f.name}」：公式没有保存计算结果，请在 Excel 中打开并保存后再放入"
+           f"（或把公式改为数值）。")
+    return (error if f.required else warning)("formula-no-value", msg, **ctx.at(cell))
+
+
+def _percent_cell_value(f: Field, raw: float, parsed):
+    """A number in a percent-formatted cell is what Excel shows: 0.976 shown as 97.6%. A PERCENT field keeps the
+    fraction as is (even 1.5 = 150%); a target value (VALUE, compared with 计量单位 %) becomes percent points."""
+    if f.kind == PERCENT:
+        return raw
+    if f.kind == VALUE:
+        return raw * 100
+    return parsed
+
+
+def _percent_ambiguity(record: dict, row: int, colmap: dict[str, int], ctx: _Ctx) -> list[Issue]:
+    """计量单位 % with one of 指标值 / 实际完成值 at most 1 and the other above 1 (90 vs 0.976): almost surely a
+    fraction typed where percent points were meant. Not converted (a target of ≤0.5% is legitimate): a 警告."""
+    unit = record.get("计量单位")
+    if not isinstance(unit, str) or unicodedata.normalize("NFKC", unit).strip() != "%":
+        return []
+    nums = {k: record.get(k) for k in ("指标值", "实际完成值")}
+    if not all(isinstance(v, float) and not math.isnan(v) for v in nums.values()):
+        return []
+    small = [k for k, v in nums.items() if 0 < abs(v) <= 1]
+    if len(small) != 1 or abs(nums[next(k for k in nums if k not in small)]) <= 1:
+        return []
+    k = small[0]
+    cell = cell_ref(row, colmap[k])
+    msg = (f"「{ctx.sheet}」{cell} 的「{k}」为 {nums[k]:g}，计量单位为 %，而同一行另一数值大于 1，"
+           f"可能把 {nums[k] * 100:g}% 填成了小数。如是 {nums[k] * 100:g}%，请填写 {nums[k] * 100:g}；已按 {nums[k]:g}% 计算。")
+    return [warning("percent-fraction-ambiguous", msg, **ctx.at(cell, nums[k]))]
+
+
 def _row_rules(record: dict, row: int, colmap: dict[str, int], ctx: _Ctx) -> list[Issue]:
     """Requirements that depend on another field of the same row."""
+    if ctx.canonical == "绩效目标":
+        return _percent_ambiguity(record, row, colmap, ctx)
     if ctx.canonical == "预算执行" and record.get("支出类别") == "项目支出" and record.get("项目名称") is None:
         col = colmap.get("项目名称", colmap.get("支出类别", 0))
         cell = cell_ref(row, col)

@@ -33,7 +33,7 @@ def run_output(tmp_path_factory):
 @pytest.fixture(scope="module")
 def book(run_output):
     _, out = run_output
-    return openpyxl.load_workbook(out / "2023" / UNIT_BOOK)
+    return openpyxl.load_workbook(out / "2023" / UNIT_BOOK, data_only=True)  # cached values of formulas
 
 
 def by_name(book) -> dict:
@@ -121,7 +121,7 @@ def test_csv_is_utf8_bom_one_row_per_indicator(run_output, book):
 def test_framework_b_budget_execution_scores_ten(tmp_path):
     rules = Path(EXAMPLE_INPUT).parents[0] / "评分标准_B_自评表.xlsx"
     assert main(["run", "--input", str(EXAMPLE_INPUT), "--output", str(tmp_path), "--rules", str(rules)]) == 0
-    wb = openpyxl.load_workbook(tmp_path / "2023" / UNIT_BOOK)
+    wb = openpyxl.load_workbook(tmp_path / "2023" / UNIT_BOOK, data_only=True)
     rows = [r for r in sheet_records(wb["评分明细"]) if r.get("三级指标") and "执行率" in r["三级指标"]]
     assert len(rows) == 1 and rows[0]["得分"] == pytest.approx(10.0)   # 541.71 / 541.71 × 10
 

@@ -1,0 +1,41 @@
+"""`python -m pipeline check`: prints every issue with where to fix it, exits 1 on errors and 0 without.
+
+Run as a subprocess, as users run it (cli.print_issues binds sys.stdout at import, which pytest's capture misses)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFECTS = REPO / "tests" / "fixtures" / "defects"
+EXAMPLE = REPO / "input_templates" / "example"
+
+
+def check(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", "check", "--input", str(folder)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_check_exits_1_and_names_the_cell_on_errors(tmp_path):
+    shutil.copyfile(DEFECTS / "d17_公式无计算结果.xlsx", tmp_path / "d17_公式无计算结果.xlsx")
+    proc = check(tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert ("[错误] d17_公式无计算结果.xlsx 预算执行!H3：「预算执行」H3 的「全年预算数」：公式没有保存计算结果，"
+            "请在 Excel 中打开并保存后再放入（或把公式改为数值）。") in proc.stdout
+    assert "[警告] d17_公式无计算结果.xlsx 预算执行!J2：「预算执行」J2 的「结转结余数」：公式没有保存计算结果" in proc.stdout
+
+
+def test_check_exits_0_on_the_example_which_has_warnings_only():
+    proc = check(EXAMPLE)
+    assert proc.returncode == 0, proc.stderr
+    assert "共 4 个问题：错误 0，警告 2，提示 2。" in proc.stdout
+
+
+def test_check_reports_an_unreadable_file_and_exits_1(tmp_path):
+    shutil.copyfile(DEFECTS / "d20_不是工作簿.xlsx", tmp_path / "d20_不是工作簿.xlsx")
+    proc = check(tmp_path)
+    assert proc.returncode == 1
+    assert "[错误] d20_不是工作簿.xlsx ：文件无法打开：d20_不是工作簿.xlsx。文件已损坏或不是 Excel 工作簿" in proc.stdout
