@@ -8,9 +8,14 @@ INPUT ?=
 OUTPUT ?= output
 RULES ?=
 YEAR ?=
+ASOF ?=
 FROM ?=
+WORKERS ?=
+SCHEDULER ?=
+UNITS ?= 100 1000
 
-RUN_ARGS := $(if $(INPUT),--input $(INPUT)) --output $(OUTPUT) $(if $(RULES),--rules $(RULES))
+RUN_ARGS := $(if $(INPUT),--input $(INPUT)) --output $(OUTPUT) $(if $(RULES),--rules $(RULES)) \
+            $(if $(WORKERS),--workers $(WORKERS)) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(ASOF),--as-of $(ASOF))
 
 .PHONY: all run check test templates generated bench clean
 
@@ -21,7 +26,7 @@ $(STAMP): requirements.txt
 	$(PYTHON) -m pip install --disable-pip-version-check -q -r requirements.txt
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-## 评分：input/ 中有文件时评 input/，否则评内置示例
+## 评分：input/ 中有文件时评 input/，否则评内置示例；make run ASOF=2023-06 为绩效运行监控
 run: $(STAMP)
 	$(PYTHON) -m pipeline run $(RUN_ARGS)
 
@@ -49,8 +54,9 @@ golden: $(STAMP)
 	$(PYTHON) tests/test_golden.py
 
 clean:
-	rm -rf output/*/ .pytest_cache
+	rm -rf output/*/ output/.cache output/.pipeline-state.json .pytest_cache
 
-## Developers: time one unit (figures go into the README)
+## Developers: time one unit, then N generated units beside the floor (figures go into the README): make bench UNITS="100 1000"
 bench: $(STAMP)
 	$(PYTHON) -m pipeline.bench
+	$(PYTHON) -m pipeline.bench run --units $(UNITS) $(if $(WORKERS),--workers $(WORKERS))

@@ -71,6 +71,7 @@ def budget_data() -> dict:
             "填报日期": date(2024, 1, 15),
         },
         "预算执行": budget_lines(),
+        "月度支出": monthly_rows(),
         "三公经费": sangong_rows(),
         "其他指标": {"政府采购预算数": 25.00, "政府采购实际金额": 24.50, "固定资产总额": 320.50,
                      "在用固定资产总额": 298.60},
@@ -92,6 +93,16 @@ def budget_lines() -> list[dict]:
          "预算调增数": 0, "预算调减数": 0, "全年预算数": 0, "实际支出数": 0,
          "备注": "报告：项目支出预算0万元，实际支出0万元"},
     ]
+
+
+def monthly_rows() -> list[dict]:
+    """月度支出 (示例数据, for the 绩效运行监控): each category's 实际支出数 split over the months by `MONTH_WEIGHTS`
+    in whole fen, so the twelve months sum exactly to 471.71 and 70.00."""
+    rows = []
+    for category, actual in (("基本支出-人员经费", 471.71), ("基本支出-公用经费", 70.00)):
+        fen = split_by_month(round(actual * 100))
+        rows.append({"支出类别": category, **{m: v / 100 for m, v in fen.items()}})
+    return rows
 
 
 def sangong_rows() -> list[dict]:

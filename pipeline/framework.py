@@ -127,6 +127,9 @@ DEFAULT_PARAMS = {
     "偏离度档": ("200%:10%,300%:20%,500%:30%", "偏离度 = (实际 − 指标值) ÷ 指标值；达到各档扣减该指标分值的比例"),
     "定性区间": ("达成:80%-100%,部分达成:60%-80%,未达成:0%-60%", "定性结论对应的得分比例区间（含端点）"),
     "定性比例": ("达成:100%,部分达成:70%,未达成:30%", "未填写得分比例或比例不在区间内时采用的默认比例"),
+    "监控红线": ("60%", "绩效运行监控：实际进度 ÷ 时间进度低于此值为红色预警"),
+    "监控黄线": ("80%", "绩效运行监控：实际进度 ÷ 时间进度低于此值（不低于红线）为黄色预警，达到为绿色"),
+    "超前预警": ("5%", "绩效运行监控：绩效目标完成进度超过预算执行进度多于此百分点时预警"),
 }
 
 FRAMEWORKS = {
@@ -537,6 +540,12 @@ def _parse_digits(text) -> tuple[int | None, str | None]:
     return (int(v), None) if ok else (None, "应为 0 到 6 的整数")
 
 
+def _parse_share(text) -> tuple[float | None, str | None]:
+    """A monitoring threshold: `60%` → 0.6 (a number without `%` is a fraction), between 0% and 1000%."""
+    v = parse_number(text)
+    return (v, None) if v is not None and 0 <= v <= 10 else (None, "应为百分数，如 60%")
+
+
 def _parse_yes_no(text) -> tuple[bool | None, str | None]:
     v = _nfkc(text)
     return ({"是": True, "否": False}[v], None) if v in ("是", "否") else (None, "应为“是”或“否”")
@@ -548,6 +557,9 @@ _PARAM_PARSERS = {
     "偏离度档": parse_deviation_tiers,
     "定性区间": parse_bands,
     "定性比例": parse_ratios,
+    "监控红线": lambda v: _parse_share(v),
+    "监控黄线": lambda v: _parse_share(v),
+    "超前预警": lambda v: _parse_share(v),
     "框架名称": lambda v: (str(v).strip(), None),
     "版本": lambda v: (str(v).strip(), None),
 }

@@ -37,6 +37,8 @@ MAX_ZIP_ENTRIES = 10_000
 MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 200  # per entry, only checked for entries above 1 MiB uncompressed
 
+_EMPTY_GRID = pd.DataFrame(dtype=object)
+_HELP_KEY = normalize_sheet_name(HELP_SHEET)
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and also encrypted (password-protected) .xlsx
 _FIX_RESAVE = "请用 Excel 或 WPS 打开后另存为 .xlsx 格式，再重新放入输入目录"
 
@@ -105,12 +107,15 @@ def load_file(path: Path, root: Path) -> tuple[SourceFile | None, list[Issue]]:
         return None, [error(problem[0], f"文件无法打开：{rel}。{problem[1]}。", file=rel)]
     try:
         book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
-        grids = {name: _grid(book.get_sheet_by_name(name)) for name in book.sheet_names}
+        # The generated 填表说明 sheet is never read (only its name counts): skip building its grid.
+        grids = {name: _EMPTY_GRID if normalize_sheet_name(name) == _HELP_KEY else _grid(book.get_sheet_by_name(name))
+                 for name in book.sheet_names}
     except Exception as exc:  # noqa: BLE001 -- calamine raises many kinds; any of them means "unreadable file"
         msg = f"文件无法打开：{rel}（{type(exc).__name__}）。文件可能已损坏或不是 Excel 工作簿，{_FIX_RESAVE}。"
         return None, [error("file-unreadable", msg, file=rel)]
-    facts = _sheet_xml_facts(data) if path.suffix.lower() in ZIP_SUFFIXES else {}
     src, issues = _source_from_grids(path, rel, hashlib.sha256(data).hexdigest(), grids)
+    wanted = {raw.name for raw in src.sheets.values()}  # only the sheets staging reads
+    facts = _sheet_xml_facts(data, wanted) if path.suffix.lower() in ZIP_SUFFIXES and wanted else {}
     return src, issues + _apply_xml_facts(src, facts)
 
 
@@ -297,14 +302,16 @@ _PERCENT_BUILTIN = {9, 10}
 _NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 
 
-def _sheet_xml_facts(data: bytes) -> dict[str, _SheetFacts]:
-    """Sheet name → facts. Any surprise in the package gives {} (the values calamine read are still used)."""
+def _sheet_xml_facts(data: bytes, wanted: set[str] | None = None) -> dict[str, _SheetFacts]:
+    """Sheet name → facts (of the `wanted` sheets, default all). Any surprise in the package gives {} (the values
+    calamine read are still used)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             parts = _sheet_parts(zf)
             percent_styles = _percent_styles(zf)
+            names = set(zf.namelist())
             return {name: _scan_sheet(zf.read(part), percent_styles) for name, part in parts.items()
-                    if part in zf.namelist()}
+                    if part in names and (wanted is None or name in wanted)}
     except Exception:  # noqa: BLE001 -- a malformed part only costs us the extra facts, never the file
         return {}
 

@@ -41,3 +41,12 @@ def is_blank(v) -> bool:
     if v is None or type(v).__name__ in ("NAType", "NaTType"):
         return True
     return (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def records(df) -> list[dict]:
+    """`df.to_dict("records")`, several times faster on the small per-unit frames render walks (pandas builds each
+    row through its indexing machinery; here each column becomes a list of Python scalars once)."""
+    cols = list(df.columns)
+    if not len(df):
+        return []
+    return [dict(zip(cols, row)) for row in zip(*(df.iloc[:, j].tolist() for j in range(len(cols))))]

@@ -6,6 +6,7 @@ Every string that came from an input cell is written with `write_string`, and th
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -22,7 +23,7 @@ import xlsxwriter
 from . import __version__
 from . import formulas_xl as fx
 from .issues import issues_frame
-from .numbers import excel_round
+from .numbers import excel_round, records
 
 SAFE_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
 FIXED_CREATED = datetime(2000, 1, 1)
@@ -48,11 +49,20 @@ class UnitReport:
     run_time: datetime = field(default_factory=lambda: FIXED_CREATED)
     # input file (`rel`, as issues name it) → its path relative to this workbook's folder, for the 数据问题 links
     source_links: dict = field(default_factory=dict)
+    # 年度对比 (summary.year_on_year): one row per figure with 上年/本年/增减/增减率; None without a previous year
+    year_on_year: pd.DataFrame | None = None
+    # 绩效运行监控 rows of the unit (monitoring.monitor), only in a run with --as-of: adds the 监控预警 sheet
+    monitoring: pd.DataFrame | None = None
 
 
 def display_width(text: object) -> int:
     """Width of a text in Excel character units, East-Asian wide characters counting double."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in str(text))
+    return _text_width(str(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _text_width(text: str) -> int:  # the same labels and figures recur in every unit's workbook
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def atomic_path(path: Path):
@@ -69,7 +79,7 @@ class Book:
     def __init__(self, path: Path, header_text: str):
         self.path = path
         self.header_text = header_text
-        self.wb = xlsxwriter.Workbook(str(path), SAFE_OPTIONS)
+        self.wb = xlsxwriter.Workbook(str(path), {**SAFE_OPTIONS, "in_memory": True})  # no temp file per sheet
         self.wb.set_properties({"created": FIXED_CREATED, "author": "pipeline", "title": header_text})
         f = self.wb.add_format
         base = {"font_name": "宋体", "font_size": 10, "valign": "vcenter", "border": 1}
@@ -160,10 +170,13 @@ def render_unit_workbook(report: UnitReport, path: Path) -> Path:
         unit = report.unit
         book = Book(tmp, f"{unit.get('单位名称') or ''} {unit['财年']}年度部门整体支出绩效评价")
         _summary_sheet(book, report)
+        if report.monitoring is not None:
+            _monitoring_sheet(book, report)
         _details_sheet(book, report)
         _budget_sheet(book, report)
         _targets_sheet(book, report)
         _work_stats_sheet(book, report)
+        _year_on_year_sheet(book, report)
         _issues_sheet(book, report)
         _about_sheet(book, report)
         book.close()
@@ -175,7 +188,7 @@ def render_unit_workbook(report: UnitReport, path: Path) -> Path:
 
 
 def _indicator_rows(report: UnitReport, names) -> list[dict]:
-    by_name = {r["计算方法"]: r for r in report.indicators.to_dict("records")}
+    by_name = {r["计算方法"]: r for r in records(report.indicators)}
     rows = []
     for name in names:
         r = by_name.get(name)
@@ -190,7 +203,7 @@ def _level1_rows(report: UnitReport) -> list[dict]:
     d = report.details
     groups = d.groupby("一级指标", sort=False).agg(分值=("分值", "sum"), 得分=("得分", "sum")).reset_index()
     rows = []
-    for g in groups.to_dict("records"):
+    for g in records(groups):
         points, score = excel_round(g["分值"], 2), excel_round(g["得分"], 2)
         rows.append({"一级指标": g["一级指标"], "分值": points, "得分": score, "失分": excel_round(points - score, 2),
                      "得分率": excel_round(score / points, 4) if points else None})
@@ -359,9 +372,9 @@ def _detail_formulas(book: Book, ws, i: int, r: dict, rule: dict | None, fw) -> 
 
 def _details_sheet(book: Book, report: UnitReport) -> None:
     ws = book.sheet(DETAILS_SHEET, header_rows=0)
-    rows = report.details.to_dict("records")
+    rows = records(report.details)
     book.table(ws, 0, DETAIL_SHEET_COLUMNS, [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-    rules = {r["指标编码"]: r for r in report.framework.rows.to_dict("records")}
+    rules = {r["指标编码"]: r for r in records(report.framework.rows)}
     for i, r in enumerate(rows, start=1):
         _detail_formulas(book, ws, i, r, rules.get(r.get("_rule")), report.framework)
     for name, _ in DETAIL_INPUT_COLUMNS:
@@ -394,7 +407,7 @@ def _budget_sheet(book: Book, report: UnitReport) -> None:
     ws = book.sheet("预算执行分析")
     ws.write_string(0, 0, "预算执行明细（万元）", book.fmt["subtitle"])
     amount_cols = ["上年结转数", "年初预算数", "预算调增数", "预算调减数", "全年预算数", "实际支出数", "结转结余数"]
-    lines = report.budget_lines.to_dict("records")
+    lines = records(report.budget_lines)
     for r in lines:
         b, e = r.get("全年预算数"), r.get("实际支出数")
         r["执行率"] = excel_round(e / b, 4) if b and not pd.isna(b) and not pd.isna(e) else None
@@ -409,7 +422,7 @@ def _budget_sheet(book: Book, report: UnitReport) -> None:
     cat_rows = [{"支出类别": c["支出类别"], "全年预算数": excel_round(c["全年预算数"], 2),
                  "实际支出数": excel_round(c["实际支出数"], 2),
                  "执行率": excel_round(c["实际支出数"] / c["全年预算数"], 4) if c["全年预算数"] else None}
-                for c in by_cat.to_dict("records")]
+                for c in records(by_cat)]
     cat_top = r + 1
     r = book.table(ws, cat_top, [("支出类别", "text"), ("全年预算数", "amount"), ("实际支出数", "amount"),
                                  ("执行率", "percent")], cat_rows) + 1
@@ -427,7 +440,7 @@ def _budget_sheet(book: Book, report: UnitReport) -> None:
     ws.write_string(r, 0, "“三公经费”（万元）", book.fmt["subtitle"])
     sg_cols = [("项目", "text"), ("预算数", "amount"), ("实际支出数", "amount"), ("上年预算数", "amount"),
                ("上年实际支出数", "amount")]
-    r = book.table(ws, r + 1, sg_cols, report.sangong.to_dict("records"))
+    r = book.table(ws, r + 1, sg_cols, records(report.sangong))
     book.write(ws, r, 0, "合计", "label")
     for j, (c, _) in enumerate(sg_cols[1:], start=1):
         book.write(ws, r, j, excel_round(pd.to_numeric(report.sangong[c]).sum(), 2), "amount")
@@ -449,7 +462,7 @@ TARGET_SHEET_HEADERS = {"指标值文本": "指标值", "实际完成值文本":
 def _targets_sheet(book: Book, report: UnitReport) -> None:
     ws = book.sheet("绩效目标完成", header_rows=0)
     cols = [(TARGET_SHEET_HEADERS.get(c, c), fmt) for c, fmt in TARGET_SHEET_COLUMNS]
-    rows = [{TARGET_SHEET_HEADERS.get(k, k): v for k, v in r.items()} for r in report.targets.to_dict("records")]
+    rows = [{TARGET_SHEET_HEADERS.get(k, k): v for k, v in r.items()} for r in records(report.targets)]
     for r in rows:
         if isinstance(r.get("公式计算值"), float) and not math.isnan(r["公式计算值"]):
             r["公式计算值"] = excel_round(r["公式计算值"], 2)
@@ -457,14 +470,66 @@ def _targets_sheet(book: Book, report: UnitReport) -> None:
     ws.freeze_panes(1, 4)
 
 
+MONITOR_SHEET_COLUMNS = [("类别", "text"), ("项目", "text"), ("全年目标", "number"), ("应完成", "number"),
+                         ("累计完成", "number"), ("时间进度", "percent"), ("实际进度", "percent"), ("进度比", "percent"),
+                         ("进度差", "percent"), ("预警等级", "text"), ("说明", "text")]
+
+
+def _monitoring_sheet(book: Book, report: UnitReport) -> None:
+    """监控预警: every monitoring check of the unit with its figures, warnings (红/黄) coloured, counts on top."""
+    ws = book.sheet("监控预警", header_rows=3)
+    mon = report.monitoring
+    as_of = mon["截至月份"].iloc[0] if len(mon) else ""
+    ws.write_string(0, 0, f"绩效运行监控（截至 {as_of}）", book.fmt["title"])
+    counts = mon["预警等级"].value_counts()
+    ws.write_string(1, 0, f"红色预警 {int(counts.get('红', 0))} 项，黄色预警 {int(counts.get('黄', 0))} 项，"
+                          f"共检查 {len(mon)} 项。时间进度 = 月份 ÷ 12；进度比 = 实际进度 ÷ 时间进度；"
+                          "阈值见评分标准“参数”表（监控红线、监控黄线、超前预警）。", book.fmt["text"])
+    rows = records(mon)
+    book.table(ws, 3, MONITOR_SHEET_COLUMNS, rows)
+    colour = {"红": book.wb.add_format({"bg_color": "#FFC7CE", "font_color": "#9C0006", "border": 1, "bold": True}),
+              "黄": book.wb.add_format({"bg_color": "#FFEB9C", "font_color": "#9C5700", "border": 1, "bold": True}),
+              "绿": book.wb.add_format({"bg_color": "#C6EFCE", "font_color": "#006100", "border": 1})}
+    level_col = [c for c, _ in MONITOR_SHEET_COLUMNS].index("预警等级")
+    for i, r in enumerate(rows, start=4):
+        if r["预警等级"] in colour:
+            ws.write_string(i, level_col, r["预警等级"], colour[r["预警等级"]])
+    ws.freeze_panes(4, 2)
+    book.widths[ws.name][len(MONITOR_SHEET_COLUMNS) - 1] = 80
+
+
 def _work_stats_sheet(book: Book, report: UnitReport) -> None:
     ws = book.sheet("工作统计汇总", header_rows=0)
     months = [f"{m}月" for m in range(1, 13)]
     cols = [("统计项", "text"), ("业务条线", "text"), ("计量单位", "text"), ("汇总方式", "text")] + \
         [(m, "general") for m in months] + [("全年", "general"), ("年度值", "general"), ("来源", "text")]
-    rows = report.work_stats.rename(columns={"全年": "全年"}).to_dict("records")
+    rows = records(report.work_stats.rename(columns={"全年": "全年"}))
     book.table(ws, 0, cols, rows)
     ws.freeze_panes(1, 1)
+
+
+YOY_FORMATS = {"score": "number", "amount": "amount", "rate": "percent", "text": "text"}
+
+
+def _year_on_year_sheet(book: Book, report: UnitReport) -> None:
+    """年度对比: score, 预算执行率 and 三公经费 against the previous fiscal year; only when that year's figures exist.
+    增减 of a rate is in percentage points (a fraction shown as %); 增减率 = 增减 ÷ 上年."""
+    yoy = report.year_on_year
+    if yoy is None or yoy.empty:
+        return
+    year = int(report.unit["财年"])
+    ws = book.sheet("年度对比", landscape=False)
+    ws.write_string(0, 0, f"{report.unit.get('单位名称') or ''}{year}年与{year - 1}年对比", book.fmt["subtitle"])
+    heads = ["指标", f"{year - 1}年", f"{year}年", "增减", "增减率"]
+    for j, h in enumerate(heads):
+        book.write(ws, 1, j, h, "header")
+    for i, r in enumerate(records(yoy), start=2):
+        fmt = YOY_FORMATS.get(r["_fmt"], "general")
+        book.write(ws, i, 0, r["指标"], "label")
+        for j, name in enumerate(("上年", "本年", "增减"), start=1):
+            book.write(ws, i, j, r[name], fmt)
+        book.write(ws, i, 4, r["增减率"], "percent")
+    ws.print_area(0, 0, len(yoy) + 1, 4)
 
 
 ISSUE_SHEET_COLUMNS = [("严重程度", "text"), ("文件", "text"), ("工作表", "text"), ("单元格", "text"),
@@ -474,7 +539,7 @@ ISSUE_SHEET_COLUMNS = [("严重程度", "text"), ("文件", "text"), ("工作表
 def _issues_sheet(book: Book, report: UnitReport) -> None:
     ws = book.sheet("数据问题", header_rows=0)
     frame = issues_frame(report.issues)
-    rows = frame.to_dict("records")
+    rows = records(frame)
     book.table(ws, 0, ISSUE_SHEET_COLUMNS + [("定位", "text")], rows)
     link_col = len(ISSUE_SHEET_COLUMNS)
     for i, r in enumerate(rows, start=1):
@@ -524,11 +589,11 @@ def _about_sheet(book: Book, report: UnitReport) -> None:
     r = len(facts) + 3
     ws.write_string(r, 0, "输入文件", book.fmt["subtitle"])
     r = book.table(ws, r + 1, [("文件", "text"), ("模板类型", "text"), ("填报科室", "text"), ("sha256", "text")],
-                   report.files.to_dict("records")) + 1
+                   records(report.files)) + 1
     ws.write_string(r, 0, "评分规则", book.fmt["subtitle"])
     rule_cols = [("指标编码", "text"), ("一级指标", "text"), ("二级指标", "text"), ("三级指标", "text"),
                  ("分值", "number"), ("评分方法", "text"), ("评分标准说明", "text")]
-    book.table(ws, r + 1, rule_cols, fw.rows.to_dict("records"))
+    book.table(ws, r + 1, rule_cols, records(fw.rows))
     book.widths[ws.name][1] = 40
 
 

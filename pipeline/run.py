@@ -1,8 +1,25 @@
-"""Orchestration: input folder → scored tables → output files. Glue only; each stage lives in its own module."""
+"""Orchestration: input folder → scored tables → output files. Glue only; each stage lives in its own module.
+
+Scale (many units, reruns):
+- load+stage is a map over files and render a map over units, both through one executor (`parallel.py`: in-process,
+  a process pool, or a Dask cluster); the pure stages in between stay in this process, vectorised over all units.
+- Incremental: a staged file is cached under `output/.cache/staged/` by the SHA-256 of its bytes (with its relative
+  name and the pipeline's code digest), so a rerun does not parse unchanged files again; the manifest
+  `output/.pipeline-state.json` maps each unit to a hash of its inputs (files' SHA-256, 评分标准, code digest,
+  options, its issues) and to the files written for it. Only units whose hash changed are rendered again (and the
+  评分明细.csv / 汇总.xlsx of their 财年); outputs of units that disappeared are removed (only files the manifest
+  says this program wrote). `force=True` (`--force`) ignores both.
+- Streaming: a unit's report is built when a worker slot is free and rendered straight to its file; only a digest
+  comes back, so memory holds the tidy tables, never all workbooks.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import pickle
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -10,16 +27,26 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import checks, issues as iss
+from . import __version__, checks, issues as iss
 from .dataset import Dataset, assemble
 from .framework import Framework
 from .indicators import compute_indicators, unit_amounts
 from .intermediate import aggregate_work_stats, resolve_targets
 from .load import discover, load_file
-from .render import UnitReport, render_unit_workbook, write_details_csv
+from .parallel import Executor
+from .render import UnitReport, atomic_path, render_unit_workbook, write_details_csv
+from .monitoring import monitor  # issue #6: 绩效运行监控
+from .report import write_unit_report  # issue #6: 绩效自评报告
 from .scoring import Scores, score_units
 from .spec import UNIT_KEY
 from .staging import stage_file
+from .summary import SUMMARY_FILE, summary_tables, write_summary
+
+STATE_FILE = ".pipeline-state.json"  # the manifest of what was written for which inputs
+CACHE_DIR = ".cache"                 # staged files by content hash
+STATE_FORMAT = 1
+DETAILS_CSV = "评分明细.csv"
+from . import rollover, summary  # issue #5: 汇总.xlsx, .data sidecars, 年度对比
 
 
 @dataclass
@@ -34,6 +61,8 @@ class Evaluation:
     issues: list[iss.Issue]
     timings: dict[str, float] = field(default_factory=dict)
     input_dir: Path | None = None  # for the 数据问题 links back to the input files
+    # what write_outputs did: lists of paths under "written", "unchanged", "removed" (filled by write_outputs)
+    outputs: dict[str, list[Path]] = field(default_factory=dict)
 
     def unit_issues(self, unit: str, year: int) -> list[iss.Issue]:
         return [i for i in self.issues if i.unit == unit and i.year == year]
@@ -43,19 +72,129 @@ class Evaluation:
         return any(i.severity == iss.SEVERITY_ERROR for i in self.issues)
 
 
-def load_dataset(input_dir: Path) -> tuple[Dataset, list[iss.Issue]]:
-    """Read and stage every workbook under input_dir; a bad file becomes issues, never an exception."""
+def load_dataset(input_dir: Path, executor: Executor | None = None, cache_dir: Path | None = None,
+                 progress: bool = False) -> tuple[Dataset, list[iss.Issue]]:
+    """Read and stage every workbook under input_dir; a bad file becomes issues, never an exception.
+
+    With `executor`, files are read and staged in its workers (a map over files); with `cache_dir`, a file whose
+    bytes, relative name and pipeline code are unchanged since a previous run is taken from the cache instead."""
+    input_dir = Path(input_dir)
+    paths = discover(input_dir)
+    results: list[tuple | None] = [None] * len(paths)
+    keys = [None] * len(paths)
+    todo = []
+    for i, path in enumerate(paths):
+        if cache_dir is not None:
+            keys[i] = _cache_key(path, input_dir)
+            results[i] = _cache_get(cache_dir, keys[i])
+        if results[i] is None:
+            todo.append(i)
+    bar = progress_bar(len(todo), "读取", "文件", progress)
+    try:
+        jobs = [(str(paths[i]), str(input_dir)) for i in todo]
+        for j, result in (executor or Executor()).imap(load_and_stage, jobs):
+            i = todo[j]
+            results[i] = result
+            if cache_dir is not None and keys[i] is not None:
+                _cache_put(cache_dir, keys[i], result)
+            bar.update(1)
+    finally:
+        bar.close()
+    if cache_dir is not None:
+        _cache_prune(cache_dir, {k for k in keys if k})
     staged, found = [], []
-    for path in discover(input_dir):
-        source, problems = load_file(path, input_dir)
+    for staged_file, problems in results:
         found.extend(problems)
-        if source is None:
-            continue
-        staged_file, problems = stage_file(source)
-        found.extend(problems)
-        staged.append(staged_file)
+        if staged_file is not None:
+            staged.append(staged_file)
     dataset = assemble(staged)
     return dataset, found + list(dataset.issues)
+
+
+def load_and_stage(job: tuple[str, str]):
+    """One file: (StagedFile or None, issues). The unit of work of the read map (runs in a worker)."""
+    path, root = Path(job[0]), Path(job[1])
+    source, problems = load_file(path, root)
+    if source is None:
+        return None, problems
+    staged_file, more = stage_file(source)
+    return staged_file, problems + more
+
+
+# --- the staged-file cache -------------------------------------------------------------------------------------
+
+
+def code_digest() -> str:
+    """SHA-256 over the package's source files: any change to the program invalidates caches and manifests (so a
+    developer never sees a stale result without bumping __version__)."""
+    global _CODE_DIGEST
+    if _CODE_DIGEST is None:
+        h = hashlib.sha256(__version__.encode())
+        for p in sorted(Path(__file__).resolve().parent.glob("*.py")):
+            if p.name in _NOT_IN_OUTPUTS:
+                continue
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+        _CODE_DIGEST = h.hexdigest()
+    return _CODE_DIGEST
+
+
+_CODE_DIGEST: str | None = None
+# Modules that cannot change what is written (command line, executors, benchmark): editing them keeps the cache.
+_NOT_IN_OUTPUTS = frozenset({"__main__.py", "cli.py", "parallel.py", "bench.py"})
+
+
+def _cache_key(path: Path, root: Path) -> str | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None  # load_file reports it
+    rel = path.relative_to(root).as_posix()
+    return hashlib.sha256(f"{code_digest()}\0{rel}\0".encode() + hashlib.sha256(data).digest()).hexdigest()
+
+
+def _cache_file(cache_dir: Path, key: str) -> Path:
+    return Path(cache_dir) / "staged" / f"{key}.pickle"
+
+
+def _cache_get(cache_dir: Path, key: str | None):
+    """The cached (StagedFile, issues) of a file, or None. The cache is this program's own folder inside the output
+    folder (pickles are trusted as the program's own writing); an unreadable entry is simply recomputed."""
+    if key is None:
+        return None
+    try:
+        with open(_cache_file(cache_dir, key), "rb") as fh:
+            return pickle.load(fh)
+    except Exception:  # noqa: BLE001 -- missing, truncated or from another Python: recompute
+        return None
+
+
+def _cache_put(cache_dir: Path, key: str, result) -> None:
+    path = _cache_file(cache_dir, key)
+    tmp = atomic_path(path)
+    try:
+        with open(tmp, "wb") as fh:
+            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _cache_prune(cache_dir: Path, keep: set[str]) -> None:
+    """Drop cache entries of files no longer in the input (the cache never outgrows the input)."""
+    folder = Path(cache_dir) / "staged"
+    if folder.is_dir():
+        for p in folder.glob("*.pickle"):
+            if p.stem not in keep:
+                p.unlink(missing_ok=True)
+
+
+def progress_bar(total: int, desc: str, unit: str, enabled: bool):
+    """A tqdm bar on stderr (units done, rate, time left); a no-op object when disabled."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled or total == 0,
+                dynamic_ncols=True, mininterval=0.5, smoothing=0.1)
 
 
 def management_for_scoring(ds: Dataset) -> pd.DataFrame:
@@ -65,10 +204,12 @@ def management_for_scoring(ds: Dataset) -> pd.DataFrame:
     return m
 
 
-def evaluate(input_dir: Path, framework: Framework) -> Evaluation:
-    """Run every pure stage over all units of input_dir."""
+def evaluate(input_dir: Path, framework: Framework, *, executor: Executor | None = None,
+             cache_dir: Path | None = None, progress: bool = False) -> Evaluation:
+    """Run every pure stage over all units of input_dir. `executor` reads files in parallel; `cache_dir` (normally
+    `<output>/.cache`) reuses the staged files of unchanged inputs; `progress` shows a bar on stderr."""
     t0 = time.perf_counter()
-    ds, found = load_dataset(input_dir)
+    ds, found = load_dataset(input_dir, executor, cache_dir, progress)
     t1 = time.perf_counter()
     found += checks.check_budget_lines(ds.budget_lines, ds.cell)
     found += checks.check_monthly(ds.monthly, ds.budget_lines, ds.cell)
@@ -107,21 +248,194 @@ def unit_workbook_name(unit: dict) -> str:
     return f"{unit['单位编码']}_{name}_绩效评价.xlsx"
 
 
-def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path) -> list[Path]:
-    """One workbook per unit and one 评分明细.csv per 财年; returns the paths written."""
+def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, executor: Executor | None = None,
+                  force: bool = False, progress: bool = False) -> list[Path]:
+    """One workbook per unit, one 评分明细.csv and one 汇总.xlsx per 财年; returns the paths written.
+
+    Incremental through the manifest `output_dir/.pipeline-state.json`: a unit whose input hash is unchanged and
+    whose workbook is still there as written is not rendered again; a 财年 with no changed or removed unit keeps its
+    CSV and 汇总.xlsx; outputs of units no longer in the input are deleted. `force` renders everything. What happened
+    is in `ev.outputs` ("written", "unchanged", "removed")."""
     t0 = time.perf_counter()
-    written, when = [], run_time()
+    output_dir = Path(output_dir)
+    when = run_time()
+    old = {} if force else _read_state(output_dir)
+    old_units = _read_state(output_dir).get("units", {})
     units = ev.dataset.units
-    details = ev.scores.details.merge(units[[*UNIT_KEY, "单位名称"]], on=list(UNIT_KEY), how="left")
+    parts = _UnitParts(ev)
+    new_units: dict[str, dict] = {}
+    todo: list[tuple[dict, str, Path]] = []
+    unchanged: list[Path] = []
     for unit in units.to_dict("records"):
-        report = _unit_report(ev, framework, unit, when)
+        key = (unit["单位编码"], unit["财年"])
+        uid = f"{unit['财年']}/{unit['单位编码']}"
         path = output_dir / str(unit["财年"]) / unit_workbook_name(unit)
-        report.source_links = _source_links(ev, report, path.parent)
-        written.append(render_unit_workbook(report, path))
-    for year, part in details.groupby("财年"):
-        written.append(write_details_csv(part, output_dir / str(year) / "评分明细.csv"))
+        digest = _unit_hash(ev, framework, parts, key, output_dir)
+        prev = old.get("units", {}).get(uid)
+        if prev and prev.get("hash") == digest and _outputs_intact(output_dir, prev.get("outputs", {})):
+            new_units[uid] = prev
+            unchanged.extend(output_dir / rel for rel in prev.get("outputs", {}))
+            continue
+        new_units[uid] = {"hash": digest, "outputs": {}}
+        todo.append((unit, uid, path))
+    written: list[Path] = []
+    dirty_years = {int(unit["财年"]) for unit, _, _ in todo}
+
+    def reports():
+        for unit, _, path in todo:
+            report = _unit_report(ev, framework, unit, when, parts)
+            report.source_links = _source_links(ev, report, path.parent)
+            key = (unit["单位编码"], unit["财年"])  # issue #5: 年度对比
+            report.year_on_year = summary.year_on_year(rollover.record_of(ev, *key),
+                                                       rollover.previous_record(ev, *key, output_dir))
+            yield report, str(path)
+
+    bar = progress_bar(len(todo), "输出", "单位", progress)
+    try:
+        for i, files in (executor or Executor()).imap(render_unit, reports()):
+            uid = todo[i][1]
+            new_units[uid]["outputs"] = {Path(p).relative_to(output_dir).as_posix(): sha for p, sha in files}
+            written.extend(Path(p) for p, _ in files)
+            sidecar = rollover.write_sidecar(ev, todo[i][0], output_dir)  # issue #5: .data/<单位编码>.json
+            new_units[uid]["outputs"].update(sidecar)
+            written.extend(output_dir / rel for rel in sidecar)
+            bar.update(1)
+    finally:
+        bar.close()
+
+    removed = []
+    for uid, prev in old_units.items():
+        stale = set(prev.get("outputs", {})) - set(new_units.get(uid, {}).get("outputs", {}))
+        for rel in sorted(stale):
+            target = output_dir / rel
+            if target.is_file():
+                target.unlink()
+                removed.append(target)
+            dirty_years.add(int(uid.split("/")[0]))
+
+    details = ev.scores.details.merge(units[[*UNIT_KEY, "单位名称"]], on=list(UNIT_KEY), how="left")
+    years = sorted({int(y) for y in units["财年"]}) if len(units) else []
+    files_state = {}
+    for year in years:
+        outs = [output_dir / str(year) / DETAILS_CSV, output_dir / str(year) / SUMMARY_FILE]
+        rels = [p.relative_to(output_dir).as_posix() for p in outs]
+        prev = {r: old.get("files", {}).get(r) for r in rels}
+        if year not in dirty_years and _outputs_intact(output_dir, prev):
+            files_state.update(prev)
+            unchanged.extend(outs)
+            continue
+        part = details[details["财年"] == year]
+        csv_path = write_details_csv(part, outs[0])
+        summary_path = write_summary(summary_tables(ev, year, framework), outs[1], year)
+        for p in (csv_path, summary_path):
+            files_state[p.relative_to(output_dir).as_posix()] = _sha256_file(p)
+            written.append(p)
+    for rel in sorted(set(old.get("files", {})) - set(files_state)):  # a 财年 no longer in the input
+        target = output_dir / rel
+        if target.is_file():
+            target.unlink()
+            removed.append(target)
+
+    _write_state(output_dir, {"format": STATE_FORMAT, "pipeline": __version__, "code": code_digest(),
+                              "units": dict(sorted(new_units.items())), "files": dict(sorted(files_state.items()))})
+    ev.outputs = {"written": written, "unchanged": unchanged, "removed": removed}
     ev.timings["write"] = time.perf_counter() - t0
     return written
+
+
+def render_unit(job: tuple[UnitReport, str]) -> list[tuple[str, str]]:
+    """Write every output file of one unit; returns (path, sha256) of each. The unit of work of the render map
+    (runs in a worker: only the digests travel back)."""
+    report, path = job
+    out = render_unit_workbook(report, Path(path))
+    files = [(str(out), _sha256_file(out))]
+    if report.monitoring is None:  # issue #6: the 绩效自评报告 .docx beside the year-end workbook
+        doc = write_unit_report(report, out)
+        files.append((str(doc), _sha256_file(doc)))
+    return files
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _outputs_intact(output_dir: Path, outputs: dict) -> bool:
+    """Every recorded output still exists with the bytes written (a file edited or deleted by hand is redone)."""
+    if not outputs or any(v is None for v in outputs.values()):
+        return False
+    for rel, sha in outputs.items():
+        p = output_dir / rel
+        if not p.is_file() or _sha256_file(p) != sha:
+            return False
+    return True
+
+
+def _unit_hash(ev: Evaluation, framework: Framework, parts: "_UnitParts", key: tuple, output_dir: Path) -> str:
+    """What a unit's outputs depend on: its input files (relative name and SHA-256), the 评分标准, the program,
+    the run's options, where the input is seen from the output (the 数据问题 links) and the unit's issues (which
+    also carry what other files said about it)."""
+    files = parts.get("files", key)
+    h = hashlib.sha256()
+    for rel, sha in sorted(zip(files["文件"].astype(str), files["sha256"].astype(str))):
+        h.update(f"file\0{rel}\0{sha}\n".encode())
+    h.update(f"framework\0{framework.sha256}\0{framework.name}\0{framework.version}\n".encode())
+    h.update(f"code\0{code_digest()}\n".encode())
+    h.update(f"as_of\0{getattr(ev, 'as_of', None)}\n".encode())
+    if ev.input_dir is not None:
+        h.update(f"input\0{os.path.relpath(Path(ev.input_dir).resolve(), Path(output_dir).resolve())}\n".encode())
+    for i in parts.issues.get(key, []):
+        h.update(repr(i).encode() + b"\n")
+    h.update(f"previous\0{rollover.previous_digest(ev, *key, output_dir)}\n".encode())  # issue #5: 年度对比
+    return h.hexdigest()
+
+
+def _read_state(output_dir: Path) -> dict:
+    try:
+        state = json.loads((Path(output_dir) / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) and state.get("format") == STATE_FORMAT else {}
+
+
+def _write_state(output_dir: Path, state: dict) -> None:
+    path = Path(output_dir) / STATE_FILE
+    tmp = atomic_path(path)
+    try:
+        tmp.write_text(json.dumps(state, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class _UnitParts:
+    """Every per-unit table split once by unit key (a group-by, not one boolean mask per unit: that would be
+    quadratic in the number of units)."""
+
+    TABLES = {
+        "totals": lambda ev: ev.scores.totals, "details": lambda ev: ev.scores.details,
+        "targets": lambda ev: ev.targets, "indicators": lambda ev: ev.indicators,
+        "budget_lines": lambda ev: ev.dataset.budget_lines, "sangong": lambda ev: ev.dataset.sangong,
+        "work_stats": lambda ev: ev.work_stats, "files": lambda ev: ev.dataset.files,
+    }
+
+    def __init__(self, ev: Evaluation):
+        self.frames = {name: get(ev) for name, get in self.TABLES.items()}
+        self.groups: dict[str, dict] = {}
+        self.issues: dict[tuple, list] = {}
+        for i in ev.issues:
+            if i.unit:
+                self.issues.setdefault((i.unit, i.year), []).append(i)
+
+    def get(self, name: str, key: tuple) -> pd.DataFrame:
+        df = self.frames[name]
+        if name not in self.groups:
+            self.groups[name] = {} if df.empty else {
+                k: idx for k, idx in df.groupby(list(UNIT_KEY), sort=False, dropna=False).indices.items()}
+        idx = self.groups[name].get(key)
+        if idx is None:
+            return df.iloc[0:0].reset_index(drop=True)
+        return df.iloc[idx].reset_index(drop=True)
 
 
 def _source_links(ev: Evaluation, report: UnitReport, out_dir: Path) -> dict[str, str]:
@@ -146,23 +460,66 @@ def _slice(df: pd.DataFrame, key: tuple) -> pd.DataFrame:
     return df[(df["单位编码"] == key[0]) & (df["财年"] == key[1])].reset_index(drop=True)
 
 
-def _unit_report(ev: Evaluation, framework: Framework, unit: dict, when: datetime) -> UnitReport:
+def _unit_report(ev: Evaluation, framework: Framework, unit: dict, when: datetime,
+                 parts: _UnitParts | None = None) -> UnitReport:
     key = (unit["单位编码"], unit["财年"])
-    totals = _slice(ev.scores.totals, key)
-    details = _slice(ev.scores.details, key)
+    parts = parts or _UnitParts(ev)
+    totals = parts.get("totals", key)
+    details = parts.get("details", key)
     scored = details.dropna(subset=["_row"])[["_file", "_row", "完成率", "分值", "得分", "扣分说明"]]
-    targets = _slice(ev.targets, key).merge(scored, on=["_file", "_row"], how="left")
+    targets = parts.get("targets", key).drop(columns=["分值"]).merge(scored, on=["_file", "_row"], how="left")
     return UnitReport(
         unit=unit,
         total=totals.iloc[0].to_dict() if len(totals) else {},
         details=details,
-        indicators=_slice(ev.indicators, key),
-        budget_lines=_slice(ev.dataset.budget_lines, key),
-        sangong=_slice(ev.dataset.sangong, key),
+        indicators=parts.get("indicators", key),
+        budget_lines=parts.get("budget_lines", key),
+        sangong=parts.get("sangong", key),
         targets=targets,
-        work_stats=_slice(ev.work_stats, key),
-        issues=ev.unit_issues(*key),
-        files=_slice(ev.dataset.files, key),
+        work_stats=parts.get("work_stats", key),
+        issues=parts.issues.get(key, []),
+        files=parts.get("files", key),
         framework=framework,
         run_time=when,
     )
+
+
+# --- issue #6: 绩效运行监控 as of a month ---------------------------------------------------------------------------
+
+
+def monitoring_dir(year: int, month: int) -> str:
+    """Sub-folder of output/<财年>/ for a run as of a month, so that a year-end result is never overwritten."""
+    return f"监控_{year}-{month:02d}"
+
+
+def write_monitoring_outputs(ev: Evaluation, framework: Framework, output_dir: Path, year: int,
+                             month: int) -> list[Path]:
+    """A run as of (year, month): the units of that 财年 into output/<财年>/监控_<YYYY-MM>/, each workbook with its
+    监控预警 sheet, plus 评分明细.csv and 监控预警.csv (every check of every unit). No 绩效自评报告 (a year-end
+    document), no 汇总, sidecar or manifest (the year-end run's)."""
+    t0 = time.perf_counter()
+    written, when = [], run_time()
+    folder = Path(output_dir) / str(year) / monitoring_dir(year, month)
+    units = ev.dataset.units[ev.dataset.units["财年"] == year]
+    checks_all = monitor(ev.dataset, ev.targets, month, framework.params)
+    checks_all = checks_all[checks_all["财年"] == year].reset_index(drop=True)
+    for unit in units.to_dict("records"):
+        report = _unit_report(ev, framework, unit, when)
+        path = folder / unit_workbook_name(unit)
+        report.source_links = _source_links(ev, report, path.parent)
+        report.monitoring = _slice(checks_all, (unit["单位编码"], unit["财年"]))
+        written.append(render_unit_workbook(report, path))
+    details = ev.scores.details.merge(units[[*UNIT_KEY, "单位名称"]], on=list(UNIT_KEY), how="inner")
+    if len(details):
+        written.append(write_details_csv(details, folder / "评分明细.csv"))
+    named = checks_all.merge(units[[*UNIT_KEY, "单位名称"]], on=list(UNIT_KEY), how="left")
+    tmp = atomic_path(folder / "监控预警.csv")
+    try:
+        named.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+        os.replace(tmp, folder / "监控预警.csv")
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    written.append(folder / "监控预警.csv")
+    ev.timings["write"] = time.perf_counter() - t0
+    return written

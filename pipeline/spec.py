@@ -271,6 +271,62 @@ SCORING_FRAMEWORK = TemplateSpec(
 ALL_TEMPLATES = UNIT_TEMPLATES + (SCORING_FRAMEWORK,)
 TEMPLATES_BY_TYPE = {t.type: t for t in ALL_TEMPLATES}
 
+# --- template versions -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One change of a template's fields, made by template version `version`: a field renamed (old → new), added
+    (old None) or removed (new None). Staging tells a user filling an older version what changed, and refuses the
+    file (错误 template-version-incompatible) where a field it needs is not there."""
+
+    version: str
+    template: str   # 模板类型
+    sheet: str
+    old: str | None
+    new: str | None
+
+    def describe(self) -> str:
+        where = f"{self.template}「{self.sheet}」"
+        if self.old and self.new:
+            return f"{self.version} 版起{where}的「{self.old}」改名为「{self.new}」"
+        if self.new:
+            return f"{self.version} 版起{where}新增「{self.new}」"
+        return f"{self.version} 版起{where}不再使用「{self.old}」"
+
+
+TEMPLATE_CHANGES: tuple[FieldChange, ...] = ()
+"""The registry of field changes between template versions, oldest first. 2023.1 is the first version, so it is
+empty; whenever a field is added, renamed or removed, bump TEMPLATE_VERSION and add one FieldChange per field here
+(e.g. `FieldChange("2024.1", "预算执行表", "预算执行", "结转结余数", "年末结转结余数")`). The field lists of any past
+version follow from the current spec by undoing the changes: `version_fields`."""
+
+
+def version_tuple(v: object) -> tuple[int, ...] | None:
+    """`2023.1` → (2023, 1); None when the text holds no number."""
+    parts = re.findall(r"\d+", str(v or ""))
+    return tuple(int(x) for x in parts) if parts else None
+
+
+def changes_since(template_type: str, version: str | None) -> list[FieldChange]:
+    """The registered field changes of a template made after `version` (all of them when it is unreadable)."""
+    have = version_tuple(version)
+    return [c for c in TEMPLATE_CHANGES if c.template == template_type
+            and (have is None or (version_tuple(c.version) or ()) > have)]
+
+
+def version_fields(template: "TemplateSpec", version: str | None) -> dict[str, tuple[str, ...]]:
+    """Sheet → field names of `template` as they were in `version`: the current spec with later changes undone."""
+    fields = {s.name: [f.name for f in s.fields] for s in template.sheets}
+    for c in reversed(changes_since(template.type, version)):
+        names = fields.setdefault(c.sheet, [])
+        if c.new in names:
+            names.remove(c.new)
+        if c.old:
+            names.append(c.old)
+    return {sheet: tuple(names) for sheet, names in fields.items()}
+
+
 META_SHEET = "_meta"
 HELP_SHEET = "填表说明"
 UNIT_KEY = ("单位编码", "财年")

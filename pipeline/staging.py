@@ -26,7 +26,7 @@ from .load import RawSheet, SourceFile
 from .numbers import cell_ref, col_letter, is_blank
 from .spec import (
     AMOUNT, CHOICE, DATE, INTEGER, NUMBER, PERCENT, SUBTOTAL_LABELS, TEMPLATE_VERSION, VALUE, Field, SheetSpec,
-    normalize_label,
+    changes_since, normalize_label, version_tuple,
 )
 
 NAN = float("nan")
@@ -351,8 +351,40 @@ def stage_file(src: SourceFile) -> tuple[StagedFile, list[Issue]]:
             issues.append(_missing_sheet(ctx, t.type))
         issues += (_stage_kv if spec.kind == "kv" else _stage_table)(staged, spec, raw, ctx)
     if t is not None:
+        refused = _incompatible_version(staged, t, src)
+        if refused is not None:  # nothing of the file is used: its other issues would point at a layout not read
+            staged.template_type = None
+            return staged, [refused] + [i for i in _meta_checks(staged) if i.code != "template-version-old"]
         issues += _meta_checks(staged)
     return staged, issues
+
+
+def _incompatible_version(staged: StagedFile, t, src: SourceFile) -> Issue | None:
+    """A file filled on an older template version whose fields no longer match: a required field of a sheet it has
+    is missing, or a field renamed since its version (spec.TEMPLATE_CHANGES) is not there under its new name.
+    Returns the 错误 that refuses the file, naming the file, its version and what changed; None when it can be read
+    (then _meta_checks only warns that the version is old)."""
+    have, current = version_tuple(staged.template_version), version_tuple(TEMPLATE_VERSION)
+    if have is None or current is None or have >= current:
+        return None
+    changes = changes_since(t.type, staged.template_version)
+    renamed = {(c.sheet, c.new) for c in changes if c.old and c.new}
+    missing = []
+    for spec in t.sheets:
+        if spec.name == "单位信息" or src.sheets.get(spec.name) is None:
+            continue  # the unit key is checked as usual; a missing sheet is its own 错误
+        found = staged.colmaps.get(spec.name, {}) if spec.kind == "table" else staged.kv_cells.get(spec.name, {})
+        missing += [f"「{spec.name}」缺少「{f.name}」" for f in spec.fields
+                    if f.name not in found and (f.required or (spec.name, f.name) in renamed)]
+    if not missing:
+        return None
+    what = "；".join(c.describe() for c in changes) or "表头字段已调整"
+    msg = (f"文件 {staged.rel} 使用的是旧版模板（版本 {staged.template_version}），与当前版本 {TEMPLATE_VERSION} 不兼容，"
+           f"未读取：{'、'.join(missing)}。变化：{what}。请用新版模板（python -m pipeline templates --year 财年）"
+           f"重新填写，可把原数据复制到新模板的对应列。")
+    info_ = staged.unit_info
+    return error("template-version-incompatible", msg, file=staged.rel, value=staged.template_version,
+                 unit=info_["单位编码"] or "", year=info_["财年"])
 
 
 def _version_tuple(v: str | None) -> tuple[int, ...] | None:
@@ -462,8 +494,11 @@ def _stage_table(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx:
     if header_row is None:
         return issues
     records = []
-    for row in raw.grid.index[raw.grid.index > header_row]:
-        record, row_issues = _stage_row(raw.grid.loc[row], int(row), spec, colmap, ctx)
+    below = raw.grid.loc[raw.grid.index > header_row]
+    columns = list(below.columns)
+    # Plain dicts per row (column → value): a pandas Series per row costs more than parsing the row.
+    for row, values in zip(below.index.tolist(), below.to_numpy(dtype=object).tolist()):
+        record, row_issues = _stage_row(dict(zip(columns, values)), int(row), spec, colmap, ctx)
         issues += row_issues
         if record is not None:
             records.append(record)
@@ -506,8 +541,10 @@ def _find_header(grid: pd.DataFrame, spec: SheetSpec, ctx: _Ctx) -> tuple[int | 
     inserted above it, reordered columns and extra user columns are all fine. Returns (row, field → column index)."""
     wanted = {normalize_label(f.name): f.name for f in spec.fields}
     best_row, best = None, {}
-    for row in grid.index[:HEADER_SCAN_ROWS]:
-        found = _header_matches(grid.loc[row], wanted)
+    columns = list(grid.columns)
+    top = grid.iloc[:HEADER_SCAN_ROWS]
+    for row, values in zip(top.index.tolist(), top.to_numpy(dtype=object).tolist()):
+        found = _header_matches(dict(zip(columns, values)), wanted)
         if len(found) > len(best):
             best_row, best = int(row), found
     if best_row is None:
@@ -518,7 +555,7 @@ def _find_header(grid: pd.DataFrame, spec: SheetSpec, ctx: _Ctx) -> tuple[int | 
     return best_row, colmap, issues
 
 
-def _header_matches(cells: pd.Series, wanted: dict[str, str]) -> dict[str, list[int]]:
+def _header_matches(cells: dict, wanted: dict[str, str]) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
     for col, value in cells.items():
         if isinstance(value, str) and (name := wanted.get(normalize_label(value))):
@@ -554,7 +591,7 @@ _SUBTOTAL_SUFFIX_RE = re.compile(r".{0,12}(合计|小计|总计)")
 _NOTE_RE = re.compile(r"(注|说明|备注|填表说明)\s*[:：\d]")
 
 
-def _stage_row(cells: pd.Series, row: int, spec: SheetSpec, colmap: dict[str, int], ctx: _Ctx):
+def _stage_row(cells: dict, row: int, spec: SheetSpec, colmap: dict[str, int], ctx: _Ctx):
     """One Excel row → (record or None, issues). None for blank, subtotal and note rows."""
     mapped = {name: cells.get(col) for name, col in colmap.items()}
     if _is_blank_row(mapped.values()):
@@ -584,7 +621,7 @@ def _is_blank_row(values) -> bool:
     return True
 
 
-def _skip_row(cells: pd.Series, row: int, spec: SheetSpec, colmap: dict[str, int], ctx: _Ctx):
+def _skip_row(cells: dict, row: int, spec: SheetSpec, colmap: dict[str, int], ctx: _Ctx):
     """False to keep the row; None to drop it silently; an Issue (提示) to drop it and say so."""
     # The first *text* cell: a 序号 number may stand before the 合计 label.
     last_col = max(colmap.values(), default=0)

@@ -56,6 +56,9 @@ def _book(kind: str):
     wb["单位信息"]["B2"] = DEFECT_CODE
     if kind == "预算执行表":
         wb["预算执行"]["G2"] = 6.91  # 0 + 452.3 + 26.32 − 6.91 = 471.71, as typed in H2
+        for row in wb["月度支出"].iter_rows(min_row=2):  # optional sheet, emptied: each fixture shows one defect
+            for c in row:
+                c.value = None
     else:
         ws = wb["绩效目标"]
         for row in range(2, ws.max_row + 1):

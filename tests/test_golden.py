@@ -43,8 +43,13 @@ def produce(work: Path) -> Path:
     return work / "out"
 
 
+# The incremental run's own bookkeeping (manifest with the program's code digest, staged-file cache) is no output.
+BOOKKEEPING = (".cache", ".pipeline-state.json")
+
+
 def files(root: Path) -> dict[str, Path]:
-    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*"))
+            if p.is_file() and p.relative_to(root).parts[0] not in BOOKKEEPING}
 
 
 def part_differences(expected: Path, actual: Path) -> list[str]:
@@ -92,7 +97,7 @@ def regenerate() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = produce(Path(tmp))
         shutil.rmtree(GOLDEN, ignore_errors=True)
-        shutil.copytree(out, GOLDEN)
+        shutil.copytree(out, GOLDEN, ignore=lambda folder, names: [n for n in names if n in BOOKKEEPING])
     for name in files(GOLDEN):
         print(f"golden: tests/golden/{name}")
 

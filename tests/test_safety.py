@@ -38,7 +38,7 @@ def framework():
 
 
 def run(input_dir: Path, output_dir: Path, framework) -> list[Path]:
-    return write_outputs(evaluate(input_dir, framework), framework, output_dir)
+    return write_outputs(evaluate(input_dir, framework), framework, output_dir, force=True)  # render every time
 
 
 def digest(folder: Path) -> dict[str, str]:

@@ -1,0 +1,294 @@
+"""Year rollover: last year's unit data → next year's templates, pre-filled with what carries over.
+
+Source of last year's data: the machine-readable sidecar `output/<财年>/.data/<单位编码>.json` that `run` writes
+beside each unit workbook (one JSON object per unit: its staged tables, total and indicators; UTF-8, NaN as null,
+format tag `pipeline-unit-data` version 1). Reading it back does not depend on the layout of the output workbooks,
+which may change from release to release. Where a folder has no sidecars (an output written before they existed, or
+a folder of last year's *filled templates*), the folder is read as input and staged like `run` does.
+
+What carries over into the templates of year Y (see `template_data`):
+- 单位信息: 单位名称, 单位编码, 主管部门, 编制人数, 单位职能, 填报人, 联系电话; 财年 = Y (年末在职人数 and 填报日期
+  are figures of the new year and stay blank);
+- 预算执行: one row per last year's line (支出类别, 项目名称, 重点项目) with 上年结转数 = last year's 结转结余数;
+- 三公经费: 上年预算数 / 上年实际支出数 = last year's 预算数 / 实际支出数 of the four rows;
+- 绩效目标: last year's targets (序号, 一级/二级/三级指标, 比较符, 指标值, 计量单位, 取数公式, 分值) with 实际完成值,
+  偏差原因 and 备注 cleared;
+- 工作统计: one workbook per 填报科室 with the 统计项 names (业务条线, 计量单位, 汇总方式), months and 全年 cleared.
+
+Everything but the two small file functions (`write_unit_data`, `write_rollover`) and `read_previous` is pure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from .numbers import records
+from .spec import BUDGET_EXECUTION, PERFORMANCE_TARGETS, WORK_STATISTICS
+
+DATA_DIR = ".data"
+DATA_FORMAT = "pipeline-unit-data"
+DATA_VERSION = 1
+
+UNIT_CARRY = ("单位名称", "单位编码", "主管部门", "编制人数", "单位职能", "填报人", "联系电话")
+BUDGET_LINE_CARRY = ("支出类别", "项目名称", "重点项目")
+TARGET_CARRY = ("序号", "一级指标", "二级指标", "三级指标", "比较符", "指标值", "计量单位", "取数公式", "分值")
+STAT_CARRY = ("统计项", "业务条线", "计量单位", "汇总方式")
+
+
+# --- the sidecar ---------------------------------------------------------------------------------------------------
+
+
+def _plain(v):
+    """A JSON-safe value: NaN/NA → None, numpy scalars → Python, dates → ISO text."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if isinstance(v, (date, datetime)):
+        return v.isoformat()
+    return v
+
+
+def _rows(df: pd.DataFrame | None, drop_tech: bool = True) -> list[dict]:
+    if df is None or df.empty:
+        return []
+    cols = [c for c in df.columns if c not in ("单位编码", "财年") and not (drop_tech and str(c).startswith("_"))]
+    return [{k: _plain(v) for k, v in r.items()} for r in records(df[cols])]
+
+
+class _Index:
+    """Row positions of every unit key in a table, found once by a group-by (a mask per unit would be quadratic in
+    the number of units)."""
+
+    def __init__(self):
+        self.cache: dict = {}
+
+    def rows(self, df: pd.DataFrame | None, code: str, year: int) -> pd.DataFrame | None:
+        if df is None or df.empty:
+            return df
+        groups = self.cache.get(id(df))
+        if groups is None:
+            groups = self.cache[id(df)] = {
+                (str(k[0]), int(k[1])): idx for k, idx in df.groupby(["单位编码", "财年"], sort=False).indices.items()}
+        idx = groups.get((str(code), int(year)))
+        return df.iloc[0:0] if idx is None else df.iloc[idx]
+
+
+def _of_unit(df: pd.DataFrame, code: str, year: int, index: _Index | None = None) -> pd.DataFrame:
+    if df is None or df.empty:
+        return df
+    if index is not None:
+        return index.rows(df, code, year)
+    return df[(df["单位编码"] == code) & (df["财年"] == year)]
+
+
+def unit_record(ds, code: str, year: int, totals: pd.DataFrame | None = None,
+                indicators: pd.DataFrame | None = None, index: _Index | None = None) -> dict:
+    """One unit's data as a JSON-ready dict: its `units` row, staged budget lines, 三公经费, targets (指标值 as typed),
+    work statistics (with the 填报科室 of their file) and, when scored, its total and indicators. `index` (shared
+    over calls on the same tables) makes many calls linear."""
+    of = lambda df, c, y: _of_unit(df, c, y, index)  # noqa: E731
+    unit = of(ds.units, code, year)
+    stats = of(ds.work_stats, code, year)
+    if stats is not None and len(stats):
+        cache = index.cache if index is not None else {}
+        sections = cache.get("sections") or cache.setdefault("sections", dict(zip(ds.files["文件"], ds.files["填报科室"])))
+        stats = stats.assign(填报科室=[_plain(sections.get(f)) for f in stats["_file"]])
+    record = {
+        "格式": DATA_FORMAT, "版本": DATA_VERSION, "单位编码": code, "财年": int(year),
+        "unit": _rows(unit)[0] if unit is not None and len(unit) else {"单位编码": code},
+        "budget_lines": _rows(of(ds.budget_lines, code, year)),
+        "sangong": _rows(of(ds.sangong, code, year)),
+        "targets": _rows(of(ds.targets, code, year)),
+        "work_stats": _rows(stats),
+    }
+    t = of(totals, code, year) if totals is not None else None
+    if t is not None and len(t):
+        row = {k: _plain(v) for k, v in t.iloc[0].to_dict().items() if k not in ("单位编码", "财年")}
+        row["_level1"] = [c for c in t.columns if c not in ("单位编码", "财年", "总分", "等级")
+                          and not str(c).startswith("_")]
+        record["totals"] = row
+    i = of(indicators, code, year) if indicators is not None else None
+    if i is not None and len(i):
+        record["indicators"] = _rows(i[["单位编码", "财年", "计算方法", "值", "分子", "分母", "状态"]])
+    return record
+
+
+def write_unit_data(record: dict, path: Path) -> Path:
+    """Write a unit record as JSON atomically (same input, same bytes)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record, ensure_ascii=False, indent=1, allow_nan=False)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def record_of(ev, code: str, year: int) -> dict:
+    """unit_record of a unit of an Evaluation, built once per unit (the records and the group-by index are kept on
+    the evaluation: the sidecar, the 年度对比 and the incremental hash all ask for them)."""
+    index = ev.__dict__.setdefault("_rollover_index", _Index())
+    memo = index.cache.setdefault("records", {})
+    key = (str(code), int(year))
+    if key not in memo:
+        memo[key] = unit_record(ev.dataset, code, int(year), ev.scores.totals, ev.indicators, index)
+    return memo[key]
+
+
+def previous_record(ev, code: str, year: int, output_dir: Path) -> dict | None:
+    """The unit's fiscal year before `year`: from the evaluation when its input holds that year, else from the
+    sidecar an earlier run wrote into output_dir/<year − 1>/.data/; None when neither exists."""
+    prev = int(year) - 1
+    units = ev.dataset.units
+    index = ev.__dict__.setdefault("_rollover_index", _Index())
+    found = index.rows(units, code, prev)
+    if found is not None and len(found):
+        return record_of(ev, code, prev)
+    return read_unit_data(data_path(output_dir, prev, code))
+
+
+def previous_digest(ev, code: str, year: int, output_dir: Path) -> str:
+    """A fingerprint of previous_record, for the incremental run's unit hash (the 年度对比 sheet depends on it)."""
+    import hashlib
+
+    record = previous_record(ev, code, year, output_dir)
+    text = "" if record is None else json.dumps(record, ensure_ascii=False, sort_keys=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_sidecar(ev, unit: dict, output_dir: Path) -> dict[str, str]:
+    """Write the unit's sidecar output_dir/<财年>/.data/<单位编码>.json; returns {path relative to output_dir:
+    SHA-256}, the form of the incremental run's manifest."""
+    import hashlib
+
+    path = write_unit_data(record_of(ev, unit["单位编码"], unit["财年"]),
+                           data_path(output_dir, unit["财年"], unit["单位编码"]))
+    return {path.relative_to(output_dir).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def read_unit_data(path: Path) -> dict | None:
+    """A sidecar written by write_unit_data, or None when missing, unreadable or of another format."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("格式") != DATA_FORMAT or record.get("版本") != DATA_VERSION:
+        return None
+    return record
+
+
+def data_path(output_dir: Path, year: int, code: str) -> Path:
+    safe = re.sub(r'[\\/:*?"<>|]', "_", str(code))
+    return Path(output_dir) / str(year) / DATA_DIR / f"{safe}.json"
+
+
+def read_previous(source: Path, year: int) -> tuple[list[dict], str]:
+    """Last year's unit records for templates of `year`, and a sentence saying where they came from.
+
+    `source` may be an output year folder (`output/2023`, holding `.data/`), the output root (`output`, holding
+    `2023/.data/`) or a folder of filled templates (staged like `run`). Records of year − 1 are used; when the folder
+    holds none of that year, those of its latest earlier year."""
+    source = Path(source)
+    for folder in (source / DATA_DIR, source / str(year - 1) / DATA_DIR):
+        if folder.is_dir():
+            records = [r for p in sorted(folder.glob("*.json")) if (r := read_unit_data(p))]
+            if records:
+                return _latest_before(records, year), f"读取上年数据：{folder}"
+    from .run import load_dataset  # late: run imports the whole pipeline
+
+    ds, _ = load_dataset(source)
+    index = _Index()
+    records = [unit_record(ds, u["单位编码"], int(u["财年"]), index=index) for u in ds.units.to_dict("records")]
+    return _latest_before(records, year), f"读取上年填报表格：{source}"
+
+
+def _latest_before(records: list[dict], year: int) -> list[dict]:
+    years = sorted({r["财年"] for r in records if r["财年"] < year})
+    if not years:
+        return []
+    chosen = year - 1 if year - 1 in years else years[-1]
+    return sorted((r for r in records if r["财年"] == chosen), key=lambda r: str(r["单位编码"]))
+
+
+# --- previous year → template data (pure) ---------------------------------------------------------------------------
+
+
+def _value(v):
+    """A value for write_workbook: plain Python, None for blanks."""
+    return _plain(v)
+
+
+def template_data(record: dict, year: int) -> dict:
+    """Template type → data for templates.write_workbook; 工作统计表 → list of (填报科室 or None, data)."""
+    unit = record.get("unit") or {}
+    info = {k: _value(unit.get(k)) for k in UNIT_CARRY if _value(unit.get(k)) is not None}
+    info.update(单位编码=str(record["单位编码"]), 财年=year)
+    key_info = {k: info[k] for k in ("单位名称", "单位编码", "财年") if k in info}
+    lines = []
+    for line in record.get("budget_lines") or []:
+        row = {k: _value(line.get(k)) for k in BUDGET_LINE_CARRY if _value(line.get(k)) is not None}
+        row["上年结转数"] = _value(line.get("结转结余数"))  # last year's 结转结余 is this year's 上年结转
+        lines.append({k: v for k, v in row.items() if v is not None})
+    sangong = [{"项目": r.get("项目"), "上年预算数": _value(r.get("预算数")), "上年实际支出数": _value(r.get("实际支出数"))}
+               for r in record.get("sangong") or [] if r.get("项目")]
+    budget = {"单位信息": info, "预算执行": lines, "三公经费": [{k: v for k, v in r.items() if v is not None}
+                                                              for r in sangong]}
+    targets = [{k: _value(t.get(k)) for k in TARGET_CARRY if _value(t.get(k)) is not None}
+               for t in record.get("targets") or []]
+    sections: dict[object, list[dict]] = {}
+    for s in record.get("work_stats") or []:
+        row = {k: _value(s.get(k)) for k in STAT_CARRY if _value(s.get(k)) is not None}
+        if row.get("统计项"):
+            sections.setdefault(s.get("填报科室"), []).append(row)
+    stats = [(section, {"单位信息": {**key_info, **({"填报科室": section} if section else {})}, "工作统计": rows})
+             for section, rows in sections.items()]
+    if not stats:
+        stats = [(None, {"单位信息": dict(key_info)})]
+    return {BUDGET_EXECUTION.type: budget, PERFORMANCE_TARGETS.type: {"单位信息": key_info, "绩效目标": targets},
+            WORK_STATISTICS.type: stats}
+
+
+def unit_folder_name(record: dict) -> str:
+    name = str((record.get("unit") or {}).get("单位名称") or "")
+    name = "".join(ch for ch in name if ch not in '\\/:*?"<>|').strip() or "未命名单位"
+    code = re.sub(r'[\\/:*?"<>|]', "_", str(record["单位编码"]))
+    return f"{code}_{name}"
+
+
+def write_rollover(records: list[dict], year: int, out_dir: Path) -> list[Path]:
+    """Write the pre-filled templates of `year` for every record into `out_dir/<单位编码>_<单位名称>/`."""
+    from .templates import write_workbook
+
+    paths = []
+    for record in records:
+        folder = Path(out_dir) / unit_folder_name(record)
+        data = template_data(record, year)
+        meta = {"上年数据": f"{record['财年']} 年 {record['单位编码']}"}
+        for spec in (BUDGET_EXECUTION, PERFORMANCE_TARGETS):
+            path = folder / f"{spec.type}_{year}.xlsx"
+            write_workbook(spec, path, year, data[spec.type], meta)
+            paths.append(path)
+        for section, stat_data in data[WORK_STATISTICS.type]:
+            suffix = "".join(ch for ch in str(section) if ch not in '\\/:*?"<>|') if section else ""
+            path = folder / (f"{WORK_STATISTICS.type}_{year}_{suffix}.xlsx" if suffix
+                             else f"{WORK_STATISTICS.type}_{year}.xlsx")
+            write_workbook(WORK_STATISTICS, path, year, stat_data, meta)
+            paths.append(path)
+    return paths

@@ -1,0 +1,370 @@
+"""The summary workbook `output/<财年>/汇总.xlsx`: every unit of one fiscal year side by side, and year-on-year
+figures of one unit.
+
+The table builders are pure (Evaluation → DataFrames with the Chinese column names shown to users); only
+`write_summary` touches a file, through render.Book, written to a temporary name and renamed. Several fiscal years in
+one input are kept apart: the caller writes one 汇总.xlsx per 财年.
+
+Tables of `summary_tables(ev, year)`:
+
+| key | grain | columns |
+| --- | --- | --- |
+| 排名 | one row per unit | 排名, 单位编码, 单位名称, 总分, 等级, one column per 一级指标 (, 监控预警数 when monitoring ran) |
+| 等级分布 | one row per grade (framework order) + 无法评级 when any | 等级, 最低分, 单位数, 占比 |
+| 分数分布 | one row per score band | 分数段, 单位数, 占比 |
+| 失分指标 | one row per framework indicator (绩效目标 rows summed per 一级指标), only where points were lost | 指标编码, 一级指标, 三级指标, 单位数, 失分单位数, 失分合计, 平均失分 |
+| 预算执行 | one row per unit + a 合计 row | 单位编码, 单位名称, 全年预算数, 实际支出数, 预算执行率, 三公经费预算数, 三公经费实际支出数, 三公经费控制率 |
+| 数据问题 | one row per issue of the year (and issues of files with no unit) | 单位编码, 单位名称, 严重程度, 文件, 工作表, 单元格, 问题, 原值, 代码 |
+
+Rounding: scores 2 decimals, amounts 2 decimals, rates 4 decimals (a fraction shown as 0.00%), all with excel_round.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .issues import issues_frame
+from .numbers import excel_round
+
+SUMMARY_FILE = "汇总.xlsx"
+TARGET_METHOD = "绩效目标"
+# Score bands of the distribution: (label, lower bound inclusive, upper bound exclusive).
+SCORE_BANDS = (("60分以下", -math.inf, 60.0), ("60–70分", 60.0, 70.0), ("70–80分", 70.0, 80.0),
+               ("80–90分", 80.0, 90.0), ("90分及以上", 90.0, math.inf))
+NO_GRADE = "无法评级"
+TOTAL_LABEL = "合计"
+KEY = ["单位编码", "财年"]
+TOTALS_FIXED = ("单位编码", "财年", "总分", "等级")
+
+
+def _round(x, digits: int):
+    return None if x is None or pd.isna(x) else excel_round(float(x), digits)
+
+
+def _rate(num, den):
+    """num / den rounded to 4 decimals; None when either is missing or den is 0."""
+    if num is None or den is None or pd.isna(num) or pd.isna(den) or den == 0:
+        return None
+    return excel_round(float(num) / float(den), 4)
+
+
+def level1_columns(totals: pd.DataFrame) -> list[str]:
+    """The per-一级指标 columns of Scores.totals, in their order."""
+    return [c for c in totals.columns if c not in TOTALS_FIXED and not str(c).startswith("_")]
+
+
+# --- tables --------------------------------------------------------------------------------------------------------
+
+
+def ranking(units: pd.DataFrame, totals: pd.DataFrame, monitoring: pd.Series | None = None) -> pd.DataFrame:
+    """One row per unit, best first. Ties share a rank and the next rank skips (95, 95, 90 → 1, 1, 3); a unit
+    without a total comes last without a rank."""
+    level1 = level1_columns(totals)
+    df = units[["单位编码", "单位名称"]].merge(totals[["单位编码", "总分", "等级", *level1]], on="单位编码", how="left")
+    df["总分"] = [_round(x, 2) for x in df["总分"]]
+    for c in level1:
+        df[c] = [_round(x, 2) for x in df[c]]
+    score = pd.to_numeric(df["总分"], errors="coerce")
+    df["排名"] = score.rank(method="min", ascending=False).astype("Int64")
+    df["等级"] = [g if isinstance(g, str) and g else NO_GRADE for g in df["等级"]]
+    cols = ["排名", "单位编码", "单位名称", "总分", "等级", *level1]
+    if monitoring is not None:
+        df["监控预警数"] = df["单位编码"].map(monitoring).fillna(0).astype(int)
+        cols.append("监控预警数")
+    df = df.assign(_s=score.fillna(-math.inf)).sort_values(["_s", "单位编码"], ascending=[False, True], kind="stable")
+    return df[cols].reset_index(drop=True)
+
+
+def grade_distribution(rank: pd.DataFrame, grades: list[tuple[str, float]] | None = None) -> pd.DataFrame:
+    """Units per grade, in the framework's order (every grade listed, also with 0 units); 无法评级 last when any."""
+    counts = rank["等级"].value_counts()
+    if grades is None:  # no framework at hand: the grades that occur, best first by their lowest total
+        lowest = rank.groupby("等级")["总分"].min().drop(NO_GRADE, errors="ignore").sort_values(ascending=False)
+        grades = [(g, None) for g in lowest.index]
+    rows = [{"等级": g, "最低分": low, "单位数": int(counts.get(g, 0))} for g, low in grades]
+    if counts.get(NO_GRADE, 0):
+        rows.append({"等级": NO_GRADE, "最低分": None, "单位数": int(counts[NO_GRADE])})
+    out = pd.DataFrame(rows, columns=["等级", "最低分", "单位数"])
+    n = len(rank)
+    out["占比"] = [excel_round(c / n, 4) if n else None for c in out["单位数"]]
+    return out
+
+
+def score_distribution(rank: pd.DataFrame) -> pd.DataFrame:
+    """Units per score band of SCORE_BANDS (lower bound included, upper excluded); units without a total are not
+    counted."""
+    scores = pd.to_numeric(rank["总分"], errors="coerce").dropna()
+    n = len(rank)
+    rows = []
+    for label, low, high in SCORE_BANDS:
+        c = int(((scores >= low) & (scores < high)).sum())
+        rows.append({"分数段": label, "单位数": c, "占比": excel_round(c / n, 4) if n else None})
+    return pd.DataFrame(rows, columns=["分数段", "单位数", "占比"])
+
+
+def lost_points(details: pd.DataFrame, rule_names: dict[str, str] | None = None) -> pd.DataFrame:
+    """Where points were lost across units, most first. Common indicators per 指标编码; 绩效目标 rows (one per
+    target, 指标编码 `A19-3`) summed per unit within their framework rule and 一级指标 first, so that a target
+    group is one line. 失分 = 分值 − 得分 of the (rounded) item scores; 平均失分 = 失分合计 ÷ units scored on the
+    line. Lines without any loss are left out."""
+    cols = ["指标编码", "一级指标", "三级指标", "单位数", "失分单位数", "失分合计", "平均失分"]
+    if details.empty:
+        return pd.DataFrame(columns=cols)
+    d = details.assign(_lost=pd.to_numeric(details["分值"]) - pd.to_numeric(details["得分"]))
+    targets = d["计算方法"] == TARGET_METHOD
+    rule = d["_rule"] if "_rule" in d else d["指标编码"].str.split("-").str[0]
+    names = rule_names or {}
+    d = d.assign(
+        _code=d["指标编码"].where(~targets, rule),
+        _name=[n if not t else names.get(r) or f"{l1}（绩效目标）"
+               for n, t, r, l1 in zip(d["三级指标"], targets, rule, d["一级指标"])],
+    )
+    per_unit = d.groupby(["_code", "一级指标", "_name", "单位编码"], sort=False)["_lost"].sum().reset_index()
+    per_unit["_lost"] = [excel_round(x, 2) for x in per_unit["_lost"]]
+    g = per_unit.groupby(["_code", "一级指标", "_name"], sort=False)["_lost"]
+    out = pd.DataFrame({"单位数": g.size(), "失分单位数": g.apply(lambda s: int((s > 0.005).sum())),
+                        "失分合计": g.sum()}).reset_index()
+    out["失分合计"] = [excel_round(x, 2) for x in out["失分合计"]]
+    out["平均失分"] = [excel_round(s / n, 2) for s, n in zip(out["失分合计"], out["单位数"])]
+    out = out.rename(columns={"_code": "指标编码", "_name": "三级指标"})
+    out = out[out["失分合计"] > 0].sort_values(["失分合计", "指标编码"], ascending=[False, True], kind="stable")
+    return out[cols].reset_index(drop=True)
+
+
+def budget_totals(units: pd.DataFrame, indicators: pd.DataFrame) -> pd.DataFrame:
+    """预算执行 and 三公经费 per unit from the indicators' 分子/分母 (预算执行率: 实际支出数 ÷ 全年预算数;
+    三公经费控制率: 三公实际 ÷ 三公预算), then a 合计 row: the sums and the overall rates Σ实际 ÷ Σ预算."""
+    def part(method: str) -> pd.DataFrame:
+        x = indicators[indicators["计算方法"] == method]
+        return x[["单位编码", "分子", "分母"]].drop_duplicates("单位编码").set_index("单位编码")
+
+    exe, sg = part("预算执行率"), part("三公经费控制率")
+    rows = []
+    for u in units[["单位编码", "单位名称"]].to_dict("records"):
+        code = u["单位编码"]
+        b, e = (exe.loc[code, "分母"], exe.loc[code, "分子"]) if code in exe.index else (None, None)
+        sb, se = (sg.loc[code, "分母"], sg.loc[code, "分子"]) if code in sg.index else (None, None)
+        rows.append({**u, "全年预算数": _round(b, 2), "实际支出数": _round(e, 2), "预算执行率": _rate(e, b),
+                     "三公经费预算数": _round(sb, 2), "三公经费实际支出数": _round(se, 2), "三公经费控制率": _rate(se, sb)})
+    cols = ["单位编码", "单位名称", "全年预算数", "实际支出数", "预算执行率", "三公经费预算数", "三公经费实际支出数",
+            "三公经费控制率"]
+    out = pd.DataFrame(rows, columns=cols)
+    total = {"单位编码": TOTAL_LABEL, "单位名称": f"{len(out)} 个单位"}
+    for c in ("全年预算数", "实际支出数", "三公经费预算数", "三公经费实际支出数"):
+        vals = pd.to_numeric(out[c], errors="coerce")
+        total[c] = excel_round(float(vals.sum()), 2) if vals.notna().any() else None
+    total["预算执行率"] = _rate(total["实际支出数"], total["全年预算数"])
+    total["三公经费控制率"] = _rate(total["三公经费实际支出数"], total["三公经费预算数"])
+    return pd.concat([out, pd.DataFrame([total], columns=cols)], ignore_index=True)
+
+
+ISSUE_COLUMNS = ["单位编码", "单位名称", "严重程度", "文件", "工作表", "单元格", "问题", "原值", "代码"]
+
+
+def issues_table(issues: list, units: pd.DataFrame, year: int) -> pd.DataFrame:
+    """All issues of the year's units (errors first), plus those of files that belong to no unit (unreadable or
+    without 单位编码/财年): they are shown in every year's summary, since their year is unknown."""
+    mine = [i for i in issues if i.year == year or (not i.unit and i.year is None)]
+    frame = issues_frame(mine)
+    names = dict(zip(units["单位编码"], units["单位名称"]))
+    frame["单位名称"] = [names.get(c) if c else None for c in frame["单位编码"]]
+    frame["单位编码"] = [c or None for c in frame["单位编码"]]
+    return frame[ISSUE_COLUMNS].reset_index(drop=True)
+
+
+def monitoring_counts(ev, year: int) -> pd.Series | None:
+    """单位编码 → number of monitoring warnings of the year, when the evaluation carries monitoring results (a
+    DataFrame `ev.monitoring` with 单位编码 and 财年, one row per check; rows with 预警等级 红/黄 count); None
+    otherwise, and the column is left out."""
+    m = getattr(ev, "monitoring", None)
+    if not isinstance(m, pd.DataFrame) or not {"单位编码", "财年"} <= set(m.columns):
+        return None
+    m = m[m["财年"] == year]
+    if "预警等级" in m.columns:      # monitoring.monitor: 红 / 黄 are warnings, 绿 is fine
+        m = m[m["预警等级"].isin(("红", "黄"))]
+    elif "严重程度" in m.columns:
+        m = m[m["严重程度"] == "警告"]
+    return m.groupby("单位编码").size()
+
+
+def summary_tables(ev, year: int, framework=None) -> dict[str, pd.DataFrame]:
+    """The tables of one fiscal year's 汇总.xlsx (see the module doc). `framework` (optional) gives the grade order
+    and the names of the 绩效目标 rules."""
+    year = int(year)
+    of_year = lambda df: df[df["财年"] == year].reset_index(drop=True)  # noqa: E731
+    units = of_year(ev.dataset.units)
+    totals, details = of_year(ev.scores.totals), of_year(ev.scores.details)
+    grades = list(framework.grades) if framework is not None else None
+    rule_names = None
+    if framework is not None:
+        rule_names = dict(zip(framework.rows["指标编码"], framework.rows["三级指标"]))
+    rank = ranking(units, totals, monitoring_counts(ev, year))
+    return {
+        "排名": rank,
+        "等级分布": grade_distribution(rank, grades),
+        "分数分布": score_distribution(rank),
+        "失分指标": lost_points(details, rule_names),
+        "预算执行": budget_totals(units, of_year(ev.indicators)),
+        "数据问题": issues_table(ev.issues, units, year),
+    }
+
+
+# --- year on year --------------------------------------------------------------------------------------------------
+
+SANGONG_ITEMS = ("因公出国（境）费", "公务用车购置费", "公务用车运行维护费", "公务接待费")
+YOY_COLUMNS = ["指标", "上年", "本年", "增减", "增减率", "_fmt"]
+
+
+def unit_figures(record: dict) -> dict[str, tuple[object, str]]:
+    """The figures compared year on year, from a unit record (rollover.unit_record / the .data sidecar):
+    name → (value, kind) with kind score / text / rate / amount."""
+    totals = record.get("totals") or {}
+    ind = {r["计算方法"]: r for r in record.get("indicators") or []}
+    out: dict[str, tuple[object, str]] = {}
+    if totals:
+        out["总分"] = (_round(totals.get("总分"), 2), "score")
+        out["等级"] = (totals.get("等级"), "text")
+        for name in totals.get("_level1") or []:
+            out[f"{name}得分"] = (_round(totals.get(name), 2), "score")
+    exe = ind.get("预算执行率") or {}
+    out["全年预算数"] = (_round(exe.get("分母"), 2), "amount")
+    out["实际支出数"] = (_round(exe.get("分子"), 2), "amount")
+    out["预算执行率"] = (_rate(exe.get("分子"), exe.get("分母")), "rate")
+    sg = ind.get("三公经费控制率") or {}
+    out["“三公经费”预算数"] = (_round(sg.get("分母"), 2), "amount")
+    out["“三公经费”实际支出数"] = (_round(sg.get("分子"), 2), "amount")
+    out["“三公经费”控制率"] = (_rate(sg.get("分子"), sg.get("分母")), "rate")
+    items = {r.get("项目"): r for r in record.get("sangong") or []}
+    for item in SANGONG_ITEMS:
+        if item in items:
+            out[f"{item}实际支出数"] = (_round(items[item].get("实际支出数"), 2), "amount")
+    return out
+
+
+def year_on_year(current: dict, previous: dict | None) -> pd.DataFrame | None:
+    """One row per figure of unit_figures present in either year: 上年, 本年, 增减 (本年 − 上年; for rates in
+    percentage points as a fraction) and 增减率 ((本年 − 上年) ÷ 上年, scores and amounts only, when 上年 ≠ 0).
+    None without a previous year."""
+    if not previous:
+        return None
+    cur, prev = unit_figures(current), unit_figures(previous)
+    rows = []
+    for name in list(prev) + [n for n in cur if n not in prev]:
+        (a, kind), (b, _) = prev.get(name, (None, cur[name][1])), cur.get(name, (None, prev[name][1]))
+        if a is None and b is None:
+            continue
+        change = rate = None
+        if kind != "text" and a is not None and b is not None:
+            change = excel_round(b - a, 4 if kind == "rate" else 2)
+            if kind != "rate" and a != 0:
+                rate = excel_round((b - a) / a, 4)
+        rows.append({"指标": name, "上年": a, "本年": b, "增减": change, "增减率": rate, "_fmt": kind})
+    return pd.DataFrame(rows, columns=YOY_COLUMNS)
+
+
+# --- the workbook --------------------------------------------------------------------------------------------------
+
+FORMATS = {"排名": "int", "单位编码": "text", "单位名称": "text", "总分": "number", "等级": "text", "监控预警数": "int",
+           "最低分": "number", "单位数": "int", "占比": "percent", "分数段": "text", "指标编码": "text",
+           "一级指标": "text", "三级指标": "text", "失分单位数": "int", "失分合计": "number", "平均失分": "number",
+           "全年预算数": "amount", "实际支出数": "amount", "预算执行率": "percent", "三公经费预算数": "amount",
+           "三公经费实际支出数": "amount", "三公经费控制率": "percent"}
+
+
+def _columns(df: pd.DataFrame, default: str = "text") -> list[tuple[str, str]]:
+    return [(c, FORMATS.get(c, default)) for c in df.columns]
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    return [{k: (None if v is pd.NA else v) for k, v in r.items()} for r in df.to_dict("records")]
+
+
+def write_summary(tables: dict[str, pd.DataFrame], path: Path, year: int) -> Path:
+    """Write 汇总.xlsx from summary_tables atomically (temporary file beside it, then renamed); returns the path."""
+    from .render import Book, atomic_path  # render imports pandas/xlsxwriter; keep the builders light
+
+    path = Path(path)
+    tmp = atomic_path(path)
+    try:
+        book = Book(tmp, f"{year}年度部门整体支出绩效评价汇总")
+        _ranking_sheet(book, tables, year)
+        _distribution_sheet(book, tables)
+        _plain_sheet(book, "失分指标", f"{year}年度失分最多的指标（分）", tables["失分指标"], "number")
+        _plain_sheet(book, "预算执行汇总", f"{year}年度预算执行与“三公经费”（万元）", tables["预算执行"], "amount",
+                     bold_last=True)
+        _issues_sheet(book, tables["数据问题"])
+        book.close()
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _ranking_sheet(book, tables, year: int) -> None:
+    rank = tables["排名"]
+    ws = book.sheet("汇总排名", header_rows=1)
+    ws.write_string(0, 0, f"{year}年度部门整体支出绩效评价结果汇总（共 {len(rank)} 个单位）", book.fmt["title"])
+    book.table(ws, 1, _columns(rank, "number"), _records(rank))
+    ws.freeze_panes(2, 3)
+    if len(rank):
+        ws.autofilter(1, 0, len(rank) + 1, len(rank.columns) - 1)
+
+
+def _distribution_sheet(book, tables) -> None:
+    ws = book.sheet("分布", landscape=False)
+    grades, bands = tables["等级分布"], tables["分数分布"]
+    ws.write_string(0, 0, "等级分布", book.fmt["subtitle"])
+    book.table(ws, 1, _columns(grades), _records(grades))
+    _count_chart(book, ws, 1, len(grades), 2, "各等级单位数", "F2", int(grades["单位数"].max() if len(grades) else 0))
+    top = max(len(grades) + 3, 18)
+    ws.write_string(top, 0, "分数分布", book.fmt["subtitle"])
+    book.table(ws, top + 1, _columns(bands), _records(bands))
+    _count_chart(book, ws, top + 1, len(bands), 1, "各分数段单位数", f"F{top + 2}", int(bands["单位数"].max()))
+
+
+def _count_chart(book, ws, header_row: int, n: int, col: int, title: str, anchor: str, top: int) -> None:
+    """A column chart of the 单位数 column `col` of the table under header_row, categories in column A; whole-number
+    axis steps (a count of units has no 0.2)."""
+    if not n:
+        return
+    chart = book.wb.add_chart({"type": "column"})
+    chart.add_series({"name": "单位数", "categories": [ws.name, header_row + 1, 0, header_row + n, 0],
+                      "values": [ws.name, header_row + 1, col, header_row + n, col],
+                      "fill": {"color": "#2E75B6"}, "data_labels": {"value": True}})
+    chart.set_title({"name": title})
+    chart.set_legend({"none": True})
+    chart.set_y_axis({"min": 0, "major_unit": max(1, math.ceil(top / 5)), "num_format": "0"})
+    chart.set_size({"width": 480, "height": 288})
+    ws.insert_chart(anchor, chart)
+
+
+def _plain_sheet(book, name: str, title: str, df: pd.DataFrame, default: str, bold_last: bool = False) -> None:
+    ws = book.sheet(name, header_rows=1)
+    ws.write_string(0, 0, title, book.fmt["subtitle"])
+    book.table(ws, 1, _columns(df, default), _records(df))
+    if bold_last and len(df):
+        book.write(ws, len(df) + 1, 0, df.iloc[-1, 0], "label")
+    if df.empty:
+        ws.write_string(2, 0, "无", book.fmt["text"])
+    ws.freeze_panes(2, 0)
+
+
+def _issues_sheet(book, df: pd.DataFrame) -> None:
+    ws = book.sheet("数据问题", header_rows=0)
+    rows = _records(df)
+    book.table(ws, 0, _columns(df), rows)
+    for i, r in enumerate(rows, start=1):
+        sev = {"错误": "error", "警告": "warning"}.get(r["严重程度"])
+        if sev:
+            ws.write_string(i, 2, r["严重程度"], book.fmt[sev])
+    if not rows:
+        ws.write_string(1, 0, "未发现数据问题", book.fmt["text"])
+    ws.freeze_panes(1, 0)
+    if rows:
+        ws.autofilter(0, 0, len(rows), len(df.columns) - 1)
+    book.widths[ws.name][6] = 70

@@ -1,0 +1,209 @@
+"""Many units: the workload generator, incremental reruns, parallel and Dask runs equal to the single-process run,
+progress and the end-of-run summary. No timing assertions: speed is measured by `python -m pipeline.bench run`."""
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import python_calamine
+
+from pipeline import parallel
+from pipeline.bench import generate, synthetic_unit
+from pipeline.cli import main
+from pipeline.run import STATE_FILE
+from pipeline.templates import write_workbook
+
+SEED = 7
+UNITS = 4  # unit 3 carries a data error (an amount typed as 12.5左右)
+
+
+@pytest.fixture(autouse=True)
+def fixed_time(monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+
+
+@pytest.fixture(scope="module")
+def units_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("units")
+    generate(UNITS, d, SEED, workers=1)
+    return d
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)}
+
+
+def stamps(root: Path) -> dict[str, tuple[int, int]]:
+    """(inode, mtime) of every output: an atomic rewrite changes both."""
+    return {k: (os.stat(root / k).st_ino, os.stat(root / k).st_mtime_ns) for k in tree(root)}
+
+
+def values(path: Path) -> dict[str, list]:
+    book = python_calamine.CalamineWorkbook.from_path(str(path))
+    return {name: book.get_sheet_by_name(name).to_python() for name in book.sheet_names}
+
+
+def run(inp: Path, out: Path, *extra: str) -> int:
+    return main(["run", "--input", str(inp), "--output", str(out), *extra])
+
+
+def assert_same_results(a: Path, b: Path) -> None:
+    ta, tb = tree(a), tree(b)
+    assert sorted(ta) == sorted(tb)
+    for name in ta:
+        if name.endswith(".csv"):
+            assert ta[name] == tb[name], name
+        elif name.endswith(".xlsx"):
+            assert values(a / name) == values(b / name), name
+
+
+# --- generator -------------------------------------------------------------------------------------------------
+
+
+def test_generator_is_deterministic(tmp_path):
+    generate(3, tmp_path / "a", SEED, workers=1)
+    generate(3, tmp_path / "b", SEED, workers=2)
+    generate(3, tmp_path / "c", SEED + 1, workers=1)
+    a, b, c = tree(tmp_path / "a"), tree(tmp_path / "b"), tree(tmp_path / "c")
+    assert a == b
+    assert a != c
+    assert 9 <= len(a) <= 15  # 3–5 files per unit
+
+
+def test_generated_units_are_realistic(units_dir, tmp_path):
+    code = run(units_dir, tmp_path / "out", "--workers", "1")
+    assert code == 1  # unit 3's amount typed as “…左右” is an 错误; every other unit is still written
+    books = sorted((tmp_path / "out" / "2023").glob("*_绩效评价.xlsx"))
+    assert len(books) == UNITS
+    work = [r for r in values(books[0])["工作统计汇总"] if any(v != "" for v in r)]
+    assert len(work) > 80  # ~100 统计项 per unit
+
+
+# --- incremental -----------------------------------------------------------------------------------------------
+
+
+def _change_budget(units: Path, index: int) -> str:
+    """Rewrite unit `index`'s 预算执行表 with a lower 实际支出数; returns the unit's code."""
+    code, year, files = synthetic_unit(index, SEED)
+    rel, spec, y, data = files[0]
+    assert spec.type == "预算执行表"
+    data["预算执行"][0]["实际支出数"] = round(data["预算执行"][0]["全年预算数"] * 0.5, 2)
+    write_workbook(spec, units / rel, y, data, {"数据来源": "changed"})
+    return code
+
+
+def test_incremental_rerun(units_dir, tmp_path):
+    inp = tmp_path / "in"
+    for name, data in tree(units_dir).items():
+        (inp / name).parent.mkdir(parents=True, exist_ok=True)
+        (inp / name).write_bytes(data)
+    out = tmp_path / "out"
+    run(inp, out, "--workers", "1")
+    assert (out / STATE_FILE).is_file() and (out / "2023" / "汇总.xlsx").is_file()
+    first = stamps(out)
+
+    # unchanged rerun: nothing written but the manifest
+    run(inp, out, "--workers", "1")
+    assert stamps(out) == first
+
+    # one unit's file changed: only its workbook, and the year's CSV and 汇总, are rewritten
+    changed = _change_budget(inp, 1)
+    run(inp, out, "--workers", "1")
+    second = stamps(out)
+    redone = {k for k in first if first[k] != second.get(k)}
+    assert f"2023/{changed}_" in " ".join(redone)  # its workbook (and any other file of that unit)
+    assert {k for k in redone if changed not in k} == {"2023/评分明细.csv", "2023/汇总.xlsx"}
+    assert f"{changed},2023" in (out / "2023" / "评分明细.csv").read_text(encoding="utf-8-sig")
+
+    # a unit's files deleted: its workbook is removed, the others stay as they were
+    code0, _, files0 = synthetic_unit(0, SEED)
+    for rel, *_ in files0:
+        (inp / rel).unlink()
+    run(inp, out, "--workers", "1")
+    third = stamps(out)
+    gone = {k for k in second if k not in third}
+    assert gone == {k for k in second if k.startswith(f"2023/{code0}_")} and gone
+    assert {k for k in third if third[k] != second[k]} == {"2023/评分明细.csv", "2023/汇总.xlsx"}
+    assert code0 not in (out / "2023" / "评分明细.csv").read_text(encoding="utf-8-sig")
+
+    # --force renders everything again, with the same bytes
+    before = tree(out)
+    run(inp, out, "--workers", "1", "--force")
+    forced = stamps(out)
+    assert all(forced[k] != third[k] for k in third)
+    assert tree(out) == before
+
+
+def test_a_hand_edited_output_is_redone(units_dir, tmp_path):
+    out = tmp_path / "out"
+    run(units_dir, out, "--workers", "1")
+    book = next((out / "2023").glob("*_绩效评价.xlsx"))
+    original = book.read_bytes()
+    book.write_bytes(b"not a workbook")
+    run(units_dir, out, "--workers", "1")
+    assert book.read_bytes() == original
+
+
+def test_outputs_not_written_by_the_pipeline_are_kept(units_dir, tmp_path):
+    out = tmp_path / "out"
+    (out / "2023").mkdir(parents=True)
+    mine = out / "2023" / "我的笔记.xlsx"
+    mine.write_bytes(b"x")
+    run(units_dir, out, "--workers", "1")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run(empty, out, "--workers", "1")
+    assert mine.read_bytes() == b"x"
+    assert not list((out / "2023").glob("*_绩效评价.xlsx"))
+
+
+# --- parallel and distributed equal single-process ---------------------------------------------------------------
+
+
+@pytest.fixture
+def always_parallel(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_PARALLEL", 0)  # a handful of units would otherwise run in-process
+
+
+def test_two_workers_equal_one(units_dir, tmp_path, always_parallel):
+    run(units_dir, tmp_path / "one", "--workers", "1")
+    run(units_dir, tmp_path / "two", "--workers", "2")
+    assert_same_results(tmp_path / "one", tmp_path / "two")
+
+
+def test_dask_cluster_equals_single_process(units_dir, tmp_path, always_parallel):
+    distributed = pytest.importorskip("distributed")
+    run(units_dir, tmp_path / "one", "--workers", "1")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert run(units_dir, tmp_path / "dask", "--scheduler", cluster.scheduler_address) == 1
+    assert_same_results(tmp_path / "one", tmp_path / "dask")
+
+
+def test_unreachable_scheduler_is_a_usage_error(units_dir, tmp_path, capsys):
+    dask = pytest.importorskip("dask")
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        code = run(units_dir, tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9", "--quiet")
+    assert code == 2
+    assert "无法连接 Dask 调度器" in capsys.readouterr().err
+
+
+# --- progress and summary ----------------------------------------------------------------------------------------
+
+
+def test_progress_bar_and_summary(units_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    run(units_dir, tmp_path / "out", "--workers", "1")
+    said = capsys.readouterr()
+    assert "读取" in said.err and "文件/s" in said.err or "s/文件" in said.err
+    assert "输出" in said.err and ("单位/s" in said.err or "s/单位" in said.err)
+    assert f"评价单位 {UNITS} 个（2023 年 {UNITS} 个），其中数据有错误的 1 个。" in said.out
+    assert "等级分布：" in said.out
+    assert re.search(r"输出文件：写入 \d+ 个，未变 0 个，删除 0 个。", said.out)
+
+    run(units_dir, tmp_path / "out", "--workers", "1", "--quiet")
+    said = capsys.readouterr()
+    assert "单位/s" not in said.err and "s/单位" not in said.err
+    assert re.search(r"输出文件：写入 0 个，未变 [1-9]\d* 个，删除 0 个。", said.out)
