@@ -139,15 +139,8 @@ def parse_as_of(text: str) -> tuple[int, int] | str:
     return int(m.group(1)), int(m.group(2))
 
 
-def cmd_run(args) -> int:
-    from .run import CACHE_DIR, evaluate, write_outputs
-
-    as_of = None
-    if args.as_of is not None:
-        as_of = parse_as_of(args.as_of)
-        if isinstance(as_of, str):
-            print(as_of, file=sys.stderr)
-            return 2
+def _input_and_framework(args) -> tuple[Path, object] | int:
+    """The input folder (said aloud) and the loaded 评分标准, or exit status 2 with the reason on stderr."""
     input_dir, said = resolve_input(args.input)
     if not input_dir.is_dir():
         print(f"输入目录不存在：{input_dir}", file=sys.stderr)
@@ -157,6 +150,22 @@ def cmd_run(args) -> int:
     if fw is None:
         print("评分标准有错误，未评分。请按上面的提示修改评分标准工作簿。", file=sys.stderr)
         return 2
+    return input_dir, fw
+
+
+def cmd_run(args) -> int:
+    from .run import CACHE_DIR, evaluate, write_outputs
+
+    as_of = None
+    if args.as_of is not None:
+        as_of = parse_as_of(args.as_of)
+        if isinstance(as_of, str):
+            print(as_of, file=sys.stderr)
+            return 2
+    prepared = _input_and_framework(args)
+    if isinstance(prepared, int):
+        return prepared
+    input_dir, fw = prepared
     executor = _executor(args)
     if isinstance(executor, str):
         print(executor, file=sys.stderr)
@@ -252,15 +261,10 @@ def _monitoring_of(written: list[Path]):
 def cmd_check(args) -> int:
     from .run import evaluate
 
-    input_dir, said = resolve_input(args.input)
-    if not input_dir.is_dir():
-        print(f"输入目录不存在：{input_dir}", file=sys.stderr)
-        return 2
-    print(said)
-    fw = _framework(args.rules)
-    if fw is None:
-        return 2
-    ev = evaluate(input_dir, fw)
+    prepared = _input_and_framework(args)
+    if isinstance(prepared, int):
+        return prepared
+    ev = evaluate(*prepared)
     print_issues(ev.issues)
     return 1 if ev.has_errors else 0
 

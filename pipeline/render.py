@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import re
-import tempfile
 import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ import xlsxwriter
 
 from . import __version__
 from . import formulas_xl as fx
+from .atomic import atomic_output
 from .issues import issues_frame
 from .numbers import excel_round, records
 
@@ -63,14 +62,6 @@ def display_width(text: object) -> int:
 @functools.lru_cache(maxsize=1 << 16)
 def _text_width(text: str) -> int:  # the same labels and figures recur in every unit's workbook
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def atomic_path(path: Path):
-    """A temporary path beside `path`; rename it into place with os.replace once fully written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
 
 
 class Book:
@@ -165,8 +156,7 @@ class Book:
 
 def render_unit_workbook(report: UnitReport, path: Path) -> Path:
     """Write one unit's evaluation workbook atomically; returns the final path."""
-    tmp = atomic_path(path)
-    try:
+    with atomic_output(path) as tmp:
         unit = report.unit
         book = Book(tmp, f"{unit.get('单位名称') or ''} {unit['财年']}年度部门整体支出绩效评价")
         _summary_sheet(book, report)
@@ -180,10 +170,6 @@ def render_unit_workbook(report: UnitReport, path: Path) -> Path:
         _issues_sheet(book, report)
         _about_sheet(book, report)
         book.close()
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -599,13 +585,7 @@ def _about_sheet(book: Book, report: UnitReport) -> None:
 
 def write_details_csv(details: pd.DataFrame, path: Path) -> Path:
     """评分明细.csv: one row per unit × indicator, UTF-8 with BOM so that Excel opens it; written atomically."""
-    tmp = atomic_path(path)
-    try:
-        cols = ["单位编码", "财年", "单位名称", *[c for c, _ in DETAIL_COLUMNS]]
-        out = details.reindex(columns=cols)
-        out.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\r\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    cols = ["单位编码", "财年", "单位名称", *[c for c, _ in DETAIL_COLUMNS]]
+    with atomic_output(path) as tmp:
+        details.reindex(columns=cols).to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\r\n")
     return path

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import io
 import math
-import os
 import re
 import zipfile
 from pathlib import Path
@@ -30,7 +29,8 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from .numbers import excel_round, records
-from .render import FIXED_CREATED, _level1_rows, atomic_path
+from .atomic import write_atomic
+from .render import FIXED_CREATED, _level1_rows
 from .spec import SEVERITY_ERROR
 
 REPORT_TEMPLATE = Path(__file__).resolve().parent.parent / "input_templates" / "报告模板" / "绩效自评报告.md.j2"
@@ -264,14 +264,7 @@ def render_report_docx(context: dict, template_path: Path, out_path: Path) -> Pa
                      f"{context.get('单位名称', '')}{context.get('财年', '')}年度部门整体支出绩效自评报告")
     buf = io.BytesIO()
     doc.save(buf)
-    tmp = atomic_path(out_path)
-    try:
-        tmp.write_bytes(_frozen_zip(buf.getvalue()))
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return out_path
+    return write_atomic(out_path, _frozen_zip(buf.getvalue()))
 
 
 def write_unit_report(report, workbook_path: Path, template_path: Path = REPORT_TEMPLATE) -> Path:

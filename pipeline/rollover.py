@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from .atomic import write_atomic
 from .numbers import records
 from .spec import BUDGET_EXECUTION, PERFORMANCE_TARGETS, WORK_STATISTICS
 
@@ -127,17 +126,7 @@ def unit_record(ds, code: str, year: int, totals: pd.DataFrame | None = None,
 def write_unit_data(record: dict, path: Path) -> Path:
     """Write a unit record as JSON atomically (same input, same bytes)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(record, ensure_ascii=False, indent=1, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, json.dumps(record, ensure_ascii=False, indent=1, allow_nan=False) + "\n")
     return path
 
 

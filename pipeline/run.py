@@ -28,13 +28,14 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__, checks, issues as iss
+from .atomic import atomic_output, write_atomic
 from .dataset import Dataset, assemble
 from .framework import Framework
 from .indicators import compute_indicators, unit_amounts
 from .intermediate import aggregate_work_stats, resolve_targets
 from .load import discover, load_file
 from .parallel import Executor
-from .render import UnitReport, atomic_path, render_unit_workbook, write_details_csv
+from .render import UnitReport, render_unit_workbook, write_details_csv
 from .monitoring import monitor  # issue #6: 绩效运行监控
 from .report import write_unit_report  # issue #6: 绩效自评报告
 from .scoring import Scores, score_units
@@ -170,14 +171,7 @@ def _cache_get(cache_dir: Path, key: str | None):
 
 def _cache_put(cache_dir: Path, key: str, result) -> None:
     path = _cache_file(cache_dir, key)
-    tmp = atomic_path(path)
-    try:
-        with open(tmp, "wb") as fh:
-            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_atomic(path, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _cache_prune(cache_dir: Path, keep: set[str]) -> None:
@@ -399,13 +393,7 @@ def _read_state(output_dir: Path) -> dict:
 
 def _write_state(output_dir: Path, state: dict) -> None:
     path = Path(output_dir) / STATE_FILE
-    tmp = atomic_path(path)
-    try:
-        tmp.write_text(json.dumps(state, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_atomic(path, json.dumps(state, ensure_ascii=False, indent=1))
 
 
 class _UnitParts:
@@ -513,13 +501,8 @@ def write_monitoring_outputs(ev: Evaluation, framework: Framework, output_dir: P
     if len(details):
         written.append(write_details_csv(details, folder / "评分明细.csv"))
     named = checks_all.merge(units[[*UNIT_KEY, "单位名称"]], on=list(UNIT_KEY), how="left")
-    tmp = atomic_path(folder / "监控预警.csv")
-    try:
+    with atomic_output(folder / "监控预警.csv") as tmp:
         named.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\r\n")
-        os.replace(tmp, folder / "监控预警.csv")
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     written.append(folder / "监控预警.csv")
     ev.timings["write"] = time.perf_counter() - t0
     return written

@@ -22,11 +22,11 @@ Rounding: scores 2 decimals, amounts 2 decimals, rates 4 decimals (a fraction sh
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from .atomic import atomic_output
 from .issues import issues_frame
 from .numbers import excel_round
 
@@ -285,11 +285,10 @@ def _records(df: pd.DataFrame) -> list[dict]:
 
 def write_summary(tables: dict[str, pd.DataFrame], path: Path, year: int) -> Path:
     """Write 汇总.xlsx from summary_tables atomically (temporary file beside it, then renamed); returns the path."""
-    from .render import Book, atomic_path  # render imports pandas/xlsxwriter; keep the builders light
+    from .render import Book  # render imports pandas/xlsxwriter; keep the builders light
 
     path = Path(path)
-    tmp = atomic_path(path)
-    try:
+    with atomic_output(path) as tmp:
         book = Book(tmp, f"{year}年度部门整体支出绩效评价汇总")
         _ranking_sheet(book, tables, year)
         _distribution_sheet(book, tables)
@@ -298,10 +297,6 @@ def write_summary(tables: dict[str, pd.DataFrame], path: Path, year: int) -> Pat
                      bold_last=True)
         _issues_sheet(book, tables["数据问题"])
         book.close()
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -7,11 +7,8 @@ can be compared byte for byte with freshly generated ones, and every file is wri
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
-import os
-import tempfile
 import unicodedata
 from datetime import date, datetime
 from pathlib import Path
@@ -19,6 +16,7 @@ from pathlib import Path
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
+from .atomic import write_atomic
 from .numbers import col_letter, is_blank
 from .spec import (
     AMOUNT, CHOICE, DATE, FORMULA, HELP_SHEET, INTEGER, META_SHEET, NUMBER, PERCENT, SCORING_FRAMEWORK, TEXT,
@@ -100,7 +98,7 @@ def write_workbook(spec: TemplateSpec, path, year: int | None, data: dict | None
     _write_help_sheet(workbook.add_worksheet(HELP_SHEET), spec, year, formats)
     _write_meta_sheet(workbook.add_worksheet(META_SHEET), spec, year, meta or {}, formats)
     workbook.close()
-    _atomic_write(Path(path), buffer.getvalue())
+    write_atomic(Path(path), buffer.getvalue())
 
 
 def template_filename(spec: TemplateSpec, year: int) -> str:
@@ -409,18 +407,3 @@ def _check_data(spec: TemplateSpec, data: dict) -> None:
             unknown = set(record) - known
             if unknown:
                 raise ValueError(f"{spec.type}/{sheet_name}: unknown fields {sorted(unknown)}")
-
-
-def _atomic_write(path: Path, content: bytes) -> None:
-    """Write to a temporary file in the target folder, then rename: a crash never leaves half a workbook."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a template is an ordinary shared file
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
