@@ -7,8 +7,8 @@ Scale (many units, reruns):
   name and the pipeline's code digest), so a rerun does not parse unchanged files again; the manifest
   `output/.pipeline-state.json` maps each unit to a hash of its inputs (files' SHA-256, 评分标准, code digest,
   options, its issues) and to the files written for it. Only units whose hash changed are rendered again (and the
-  评分明细.csv / 汇总.xlsx of their 财年); outputs of units that disappeared are removed (only files the manifest
-  says this program wrote). `force=True` (`--force`) ignores both.
+  评分明细.csv / 汇总.xlsx of their 财年); outputs of units that disappeared from a 财年 present in the input are
+  removed (only files the manifest says this program wrote); years absent from the input are left as they are. `force=True` (`--force`) ignores both.
 - Streaming: a unit's report is built when a worker slot is free and rendered straight to its file; only a digest
   comes back, so memory holds the tidy tables, never all workbooks.
 """
@@ -298,7 +298,12 @@ def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, exe
         bar.close()
 
     removed = []
+    years = sorted({int(y) for y in units["财年"]}) if len(units) else []
     for uid, prev in old_units.items():
+        if int(uid.split("/")[0]) not in years:
+            # A 财年 absent from this input is kept as it is: last year's results feed 年度对比 and `templates --from`.
+            new_units.setdefault(uid, prev)
+            continue
         stale = set(prev.get("outputs", {})) - set(new_units.get(uid, {}).get("outputs", {}))
         for rel in sorted(stale):
             target = output_dir / rel
@@ -308,7 +313,6 @@ def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, exe
             dirty_years.add(int(uid.split("/")[0]))
 
     details = ev.scores.details.merge(units[[*UNIT_KEY, "单位名称"]], on=list(UNIT_KEY), how="left")
-    years = sorted({int(y) for y in units["财年"]}) if len(units) else []
     files_state = {}
     for year in years:
         outs = [output_dir / str(year) / DETAILS_CSV, output_dir / str(year) / SUMMARY_FILE]
@@ -324,11 +328,8 @@ def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, exe
         for p in (csv_path, summary_path):
             files_state[p.relative_to(output_dir).as_posix()] = _sha256_file(p)
             written.append(p)
-    for rel in sorted(set(old.get("files", {})) - set(files_state)):  # a 财年 no longer in the input
-        target = output_dir / rel
-        if target.is_file():
-            target.unlink()
-            removed.append(target)
+    for rel in sorted(set(old.get("files", {})) - set(files_state)):  # a 财年 not in this input: kept
+        files_state[rel] = old["files"][rel]
 
     _write_state(output_dir, {"format": STATE_FORMAT, "pipeline": __version__, "code": code_digest(),
                               "units": dict(sorted(new_units.items())), "files": dict(sorted(files_state.items()))})

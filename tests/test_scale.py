@@ -11,7 +11,7 @@ import python_calamine
 
 from pipeline import parallel
 from pipeline.bench import generate, synthetic_unit
-from pipeline.cli import main
+from pipeline.cli import EXAMPLE_INPUT, main
 from pipeline.run import STATE_FILE
 from pipeline.templates import write_workbook
 
@@ -153,11 +153,22 @@ def test_outputs_not_written_by_the_pipeline_are_kept(units_dir, tmp_path):
     mine = out / "2023" / "我的笔记.xlsx"
     mine.write_bytes(b"x")
     run(units_dir, out, "--workers", "1")
+    assert len(list((out / "2023").glob("*_绩效评价.xlsx"))) > 1
+    # The next input holds another 2023 unit only: the generated 2023 units are gone from it, so their outputs go;
+    # the file we did not write stays.
+    run(EXAMPLE_INPUT, out, "--workers", "1")
+    assert mine.read_bytes() == b"x"
+    assert [p.name for p in (out / "2023").glob("*_绩效评价.xlsx")] == ["430399001_湘潭市市场监督管理局高新分局_绩效评价.xlsx"]
+
+
+def test_an_empty_input_removes_nothing(units_dir, tmp_path):
+    out = tmp_path / "out"
+    run(units_dir, out, "--workers", "1")
+    before = tree(out)
     empty = tmp_path / "empty"
     empty.mkdir()
     run(empty, out, "--workers", "1")
-    assert mine.read_bytes() == b"x"
-    assert not list((out / "2023").glob("*_绩效评价.xlsx"))
+    assert tree(out) == before  # years absent from the input keep their results
 
 
 # --- parallel and distributed equal single-process ---------------------------------------------------------------

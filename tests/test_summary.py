@@ -204,3 +204,21 @@ def test_year_on_year_sheet(two_years):
     totals = ev.scores.totals.set_index("财年")["总分"]
     assert yoy["总分"][:3] == (totals[2022], totals[2023], round(totals[2023] - totals[2022], 2))
     assert yoy["等级"][2] is None
+
+
+def test_a_year_missing_from_the_next_input_keeps_its_results(tmp_path):
+    """Next year the bureau drops only 2023's files into input/: the 2022 results written before stay (年度对比 and
+    `templates --from output/2022` need them); only units of the years in the input are pruned."""
+    inp, out = tmp_path / "input", tmp_path / "output"
+    shutil.copytree(example.Path(example.__file__).resolve().parent.parent / "input_templates" / "example",
+                    inp / "2023")
+    _write_2022_copy(inp / "2022")
+    fw, _ = load_framework(default_framework_path())
+    write_outputs(evaluate(inp, fw), fw, out)
+    kept = sorted(p.relative_to(out) for p in (out / "2022").rglob("*") if p.is_file())
+    assert kept  # workbook, report, CSV, 汇总, sidecar
+    shutil.rmtree(inp / "2022")
+    ev = evaluate(inp, fw)
+    write_outputs(ev, fw, out)
+    assert sorted(p.relative_to(out) for p in (out / "2022").rglob("*") if p.is_file()) == kept
+    assert ev.outputs["removed"] == []
