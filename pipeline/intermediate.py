@@ -13,15 +13,10 @@ from . import issues as iss
 from .formula import FormulaError, parse_formula
 from .numbers import excel_round, is_blank
 from .spec import CONCLUSIONS, MONTHS, UNIT_KEY
+from .staging import COMPARATOR_PREFIXES
 
 STAT_COLUMNS = [*UNIT_KEY, "统计项", "业务条线", "计量单位", "汇总方式", *MONTHS, "全年", "年度值", "来源"]
 
-# Comparator words a user may type in front of a target value: `≥80次`, `不低于70%`, `≤ 5`.
-_COMPARATOR_PREFIXES = (
-    ("大于等于", "≥"), ("不低于", "≥"), ("不少于", "≥"), ("至少", "≥"), (">=", "≥"), ("≥", "≥"), ("≧", "≥"),
-    ("小于等于", "≤"), ("不高于", "≤"), ("不超过", "≤"), ("不多于", "≤"), ("<=", "≤"), ("≤", "≤"), ("≦", "≤"),
-    ("大于", "＞"), (">", "＞"), ("小于", "＜"), ("<", "＜"), ("等于", "＝"), ("=", "＝"), ("达到", "≥"),
-)
 _VALUE_RE = re.compile(r"^([-+]?\d+(?:\.\d+)?)\s*(.*)$")
 
 
@@ -99,7 +94,7 @@ def split_target_value(raw) -> tuple[str | None, float | None, str]:
         return None, float(raw), ""
     s = unicodedata.normalize("NFKC", str(raw)).strip().replace(",", "")
     comparator = None
-    for word, symbol in _COMPARATOR_PREFIXES:
+    for word, symbol in COMPARATOR_PREFIXES:
         if s.startswith(word):
             comparator, s = symbol, s[len(word):].strip()
             break

@@ -198,7 +198,7 @@ _SYNONYMS = {
     "达成": ("完成", "已达成", "已完成", "全部达成", "全部完成"),
     "部分达成": ("部分完成", "部分实现"),
     "未达成": ("未完成", "没有达成", "没有完成", "未实现"),
-    "≥": (">=", "=>", "≧", "大于等于", "大于或等于", "不低于", "不少于", "不小于"),
+    "≥": (">=", "=>", "≧", "大于等于", "大于或等于", "不低于", "不少于", "不小于", "至少", "达到"),
     "≤": ("<=", "=<", "≦", "小于等于", "小于或等于", "不高于", "不超过", "不多于", "不大于"),
     "＝": ("=", "==", "等于"),
     "＞": (">", "大于", "高于", "超过"),
@@ -211,6 +211,12 @@ _SYNONYMS = {
     "基本支出-公用经费": ("公用经费",),
     "项目支出": ("项目", "项目经费"),
 }
+
+# Comparator words a user may type in front of a target value (`不低于70%`), longest first so `大于等于` wins over
+# `大于`; the same vocabulary as the 比较符 column's synonyms.
+COMPARATOR_PREFIXES = tuple(sorted(
+    ((word, symbol) for symbol in ("≥", "≤", "＝", "＞", "＜") for word in (symbol, *_SYNONYMS[symbol])),
+    key=lambda pair: -len(pair[0])))
 
 
 def _choice_key(text: str) -> str:
