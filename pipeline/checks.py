@@ -19,10 +19,6 @@ def _num(df: pd.DataFrame, col: str) -> pd.Series:
     return df[col].astype(float)
 
 
-def _where(row: dict, field: str, cell) -> dict:
-    return dict(file=row["_file"], sheet=row["_sheet"], cell=cell(row, field), unit=row["单位编码"], year=row["财年"])
-
-
 def check_budget_lines(lines: pd.DataFrame, cell) -> list[iss.Issue]:
     """全年预算数 = 上年结转数 + 年初预算数 + 预算调增数 − 预算调减数 and 结转结余数 = 全年预算数 − 实际支出数 per
     line, with the sheet's totals in the message so the user sees the effect on the unit's figures."""
@@ -43,7 +39,7 @@ def check_budget_lines(lines: pd.DataFrame, cell) -> list[iss.Issue]:
             f"≠ 上年结转数 {parts[0].iloc[i]:.2f} + 年初预算数 {parts[1].iloc[i]:.2f} + 预算调增数 {parts[2].iloc[i]:.2f} "
             f"− 预算调减数 {parts[3].iloc[i]:.2f} = {expected.iloc[i]:.2f}（本表合计：全年预算数 {t['_b']:.2f}，"
             f"按公式应为 {t['_exp']:.2f}）。已按填报的全年预算数评分；请核对预算调整或全年预算数。",
-            value=f"{budget.iloc[i]:.2f}", **_where(row, "全年预算数", cell)))
+            value=f"{budget.iloc[i]:.2f}", **iss.located(row, "全年预算数", cell)))
     bad_balance = balance.notna() & budget.notna() & spent.notna() & \
         ((balance - (budget - spent)).abs() > TOLERANCE + 1e-9)
     for i in np.flatnonzero(bad_balance.to_numpy()):
@@ -52,7 +48,7 @@ def check_budget_lines(lines: pd.DataFrame, cell) -> list[iss.Issue]:
             "balance-mismatch",
             f"{row['支出类别']}：结转结余数 {balance.iloc[i]:.2f} ≠ 全年预算数 {budget.iloc[i]:.2f} − 实际支出数 "
             f"{spent.iloc[i]:.2f} = {budget.iloc[i] - spent.iloc[i]:.2f}；请核对。",
-            value=f"{balance.iloc[i]:.2f}", **_where(row, "结转结余数", cell)))
+            value=f"{balance.iloc[i]:.2f}", **iss.located(row, "结转结余数", cell)))
     return found + _suspect_yuan(lines, cell)
 
 
@@ -64,7 +60,7 @@ def _suspect_yuan(lines: pd.DataFrame, cell) -> list[iss.Issue]:
             row = lines.iloc[i].to_dict()
             found.append(iss.warning(
                 "amount-in-yuan", f"{col} {row[col]:,.2f} 万元过大，可能误填为“元”；金额单位为万元，请换算后填写。",
-                value=f"{row[col]}", **_where(row, col, cell)))
+                value=f"{row[col]}", **iss.located(row, col, cell)))
     return found
 
 
@@ -80,7 +76,7 @@ def check_monthly(monthly: pd.DataFrame, lines: pd.DataFrame, cell) -> list[iss.
     return [iss.warning(
         "monthly-sum-mismatch",
         f"{r['支出类别']}：1–12 月支出合计 {r['_sum']:.2f} ≠ 预算执行表的实际支出数 {0 if pd.isna(r['_actual']) else r['_actual']:.2f}；"
-        "请核对月度支出或实际支出数。", value=f"{r['_sum']:.2f}", **_where(r, "12月", cell))
+        "请核对月度支出或实际支出数。", value=f"{r['_sum']:.2f}", **iss.located(r, "12月", cell))
         for r in merged[bad].to_dict("records")]
 
 

@@ -405,7 +405,7 @@ def _table(grid: list[list], sheet: spec.SheetSpec, issues: list[Issue], where: 
     """Rows of a table sheet as dicts keyed by field name plus `_row` (Excel row) and `_cells` (field → `G7`).
     The header is the first row (of the first 20) holding every required label; None when there is none."""
     required = {f.name for f in sheet.required_fields}
-    for h, header in enumerate(grid[:20]):
+    for h, header in enumerate(grid[:20]):  # noqa: B007 (h names the header row after the loop)
         labels = {spec.normalize_label(v): c for c, v in enumerate(header) if not _blank(v)}
         if required <= labels.keys():
             break

@@ -131,10 +131,6 @@ def resolve_targets(targets: pd.DataFrame, stats: pd.DataFrame, cell) -> tuple[p
     return pd.DataFrame(rows, columns=TARGET_COLUMNS), found
 
 
-def _where(row: dict, field: str, cell) -> dict:
-    return dict(file=row["_file"], sheet=row["_sheet"], cell=cell(row, field), unit=row["单位编码"], year=row["财年"])
-
-
 def _resolve_one(row: dict, unit_stats: dict, cell) -> tuple[dict, list[iss.Issue]]:
     row = {k: (None if is_blank(v) else v) for k, v in row.items()}
     problems: list[iss.Issue] = []
@@ -145,14 +141,14 @@ def _resolve_one(row: dict, unit_stats: dict, cell) -> tuple[dict, list[iss.Issu
         problems.append(iss.warning(
             "target-comparator-conflict",
             f"指标值“{row['指标值']}”中的比较符 {typed_cmp} 与比较符列的 {comparator} 不一致，已按比较符列计算；请改正其一。",
-            value=str(row["指标值"]), **_where(row, "指标值", cell)))
+            value=str(row["指标值"]), **iss.located(row, "指标值", cell)))
     comparator = comparator or typed_cmp
     if target is not None and typed_unit and not unit:
         unit = typed_unit
     elif target is not None and typed_unit and typed_unit != unit:
         problems.append(iss.warning(
             "target-unit-conflict", f"指标值“{row['指标值']}”中的单位“{typed_unit}”与计量单位列的“{unit}”不一致，请改正其一。",
-            value=str(row["指标值"]), **_where(row, "指标值", cell)))
+            value=str(row["指标值"]), **iss.located(row, "指标值", cell)))
     qualitative = comparator == "定性"
     _, typed_actual, typed_actual_text = split_target_value(row.get("实际完成值"))
     computed = _evaluate(row, unit_stats, cell, problems)
@@ -162,14 +158,14 @@ def _resolve_one(row: dict, unit_stats: dict, cell) -> tuple[dict, list[iss.Issu
             "actual-formula-mismatch",
             f"“{row['三级指标']}”填报的实际完成值 {typed_actual:g} 与取数公式 {row['取数公式']} 计算的 "
             f"{excel_round(computed, 2):.2f} 不一致，已采用公式计算值；请核对工作统计表或改正填报值。",
-            value=str(row.get("实际完成值")), **_where(row, "实际完成值", cell)))
+            value=str(row.get("实际完成值")), **iss.located(row, "实际完成值", cell)))
     conclusion = None
     if qualitative:
         conclusion = typed_actual_text if typed_actual_text in CONCLUSIONS else None
     elif actual is None:
         problems.append(iss.error(
             "target-actual-missing", f"“{row['三级指标']}”没有实际完成值：请填写实际完成值，或填写取数公式。",
-            value="", **_where(row, "实际完成值", cell)))
+            value="", **iss.located(row, "实际完成值", cell)))
     shown_target = _shown(comparator, target, unit, row.get("指标值"), qualitative)
     shown_actual = (conclusion or typed_actual_text or "") if qualitative else _shown(None, actual, unit, None, False)
     return {
@@ -192,7 +188,7 @@ def _evaluate(row: dict, unit_stats: dict, cell, problems: list) -> float | None
     except FormulaError as exc:
         problems.append(iss.error(
             "formula-error", f"“{row['三级指标']}”的取数公式 {text} 无法计算：{exc}。已改用填报的实际完成值。",
-            value=str(text), **_where(row, "取数公式", cell)))
+            value=str(text), **iss.located(row, "取数公式", cell)))
         return None
 
 

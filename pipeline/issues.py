@@ -40,6 +40,11 @@ class Issue:
         return Issue(**d)
 
 
+def located(row: dict, field: str, cell) -> dict:
+    """Where-keywords for an Issue about `field` of a staged table row; `cell` is `Dataset.cell`."""
+    return dict(file=row["_file"], sheet=row["_sheet"], cell=cell(row, field), unit=row["单位编码"], year=row["财年"])
+
+
 def error(code: str, message: str, **where) -> Issue:
     return Issue(SEVERITY_ERROR, code, message, **where)
 

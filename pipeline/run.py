@@ -65,9 +65,6 @@ class Evaluation:
     # what write_outputs did: lists of paths under "written", "unchanged", "removed" (filled by write_outputs)
     outputs: dict[str, list[Path]] = field(default_factory=dict)
 
-    def unit_issues(self, unit: str, year: int) -> list[iss.Issue]:
-        return [i for i in self.issues if i.unit == unit and i.year == year]
-
     @property
     def has_errors(self) -> bool:
         return any(i.severity == iss.SEVERITY_ERROR for i in self.issues)
