@@ -1,7 +1,7 @@
 """Benchmarks. `python -m pipeline.bench [--repeat N]` (or `single`): time to score the shipped example unit.
 `generate --units N --out DIR --seed S`: a deterministic workload of N synthetic units. `run --units 100 1000`:
 the pipeline over N units (wall, units/s, read / compute / write, peak memory, an unchanged rerun) beside the floor
-(reading the same inputs and writing as many similar workbooks, no computation).
+(reading the same inputs and writing the same output files, no computation).
 
 Reports the median wall time of (a) the whole command `python -m pipeline run` as a user starts it (interpreter
 start, imports, read, score, write) and (b) read / compute / write inside one process. Speed is measured here,
@@ -226,16 +226,15 @@ def measure_pipeline(input_dir: Path, output_dir: Path, workers: int | None, sch
     and the manifest; into the same folder again: an incremental rerun); stage times, units, and peak memory."""
     from .framework import default_framework_path, load_framework
     from .parallel import make_executor
-    from .run import CACHE_DIR, evaluate, write_outputs
+    from .run import run_streaming
 
     t0 = time.perf_counter()
     fw, _ = load_framework(default_framework_path())
     with make_executor(workers, scheduler) as ex:
-        ev = evaluate(input_dir, fw, executor=ex, cache_dir=None if force else output_dir / CACHE_DIR)
-        write_outputs(ev, fw, output_dir, executor=ex, force=force)
+        res = run_streaming(input_dir, fw, output_dir, executor=ex, force=force)
     wall = time.perf_counter() - t0
-    return {"units": len(ev.dataset.units), "files": len(ev.dataset.files), "wall": wall, **ev.timings,
-            "written": len(ev.outputs["written"]), **_peak_mb()}
+    return {"units": len(res.units), "files": res.files, "wall": wall, **res.timings,
+            "written": len(res.outputs["written"]), **_peak_mb()}
 
 
 def _floor_read(paths: list[str]) -> float:
@@ -250,18 +249,26 @@ def _floor_read(paths: list[str]) -> float:
 
 
 def _floor_write(job: tuple[list[str], str]) -> float:
-    """Write, for each given output workbook, a plain xlsxwriter workbook with the same sheets and cell values (read
-    untimed with calamine): the cost of writing that many files of that size with no computation."""
+    """Write, for each given output file, the same file with no computation: an .xlsx as a plain xlsxwriter workbook
+    with the same sheets and cell values (read untimed with calamine), any other file (report, CSV, sidecar) as its
+    bytes (read untimed). The cost of writing that many files of that size."""
     import python_calamine
     import xlsxwriter
 
     paths, out = job
     spent = 0.0
     for k, p in enumerate(paths):
+        target = Path(out) / f"{os.getpid()}_{k}{Path(p).suffix}"
+        if not p.endswith(".xlsx"):
+            data = Path(p).read_bytes()
+            t0 = time.perf_counter()
+            target.write_bytes(data)
+            spent += time.perf_counter() - t0
+            continue
         book = python_calamine.CalamineWorkbook.from_path(p)
         sheets = {n: book.get_sheet_by_name(n).to_python() for n in book.sheet_names}
         t0 = time.perf_counter()
-        wb = xlsxwriter.Workbook(str(Path(out) / f"{os.getpid()}_{k}.xlsx"), {"in_memory": True})
+        wb = xlsxwriter.Workbook(str(target), {"in_memory": True})
         for name, rows in sheets.items():
             ws = wb.add_worksheet(name)
             for r, row in enumerate(rows):
@@ -274,13 +281,15 @@ def _floor_write(job: tuple[list[str], str]) -> float:
 
 
 def measure_floor(input_dir: Path, produced_dir: Path, scratch: Path, workers: int) -> dict:
-    """Read every input workbook (calamine, all sheets) and write as many xlsx files as the pipeline wrote, with the
-    same values (xlsxwriter), split over `workers` processes like the pipeline. Times are the slowest worker's."""
+    """Read every input workbook (calamine, all sheets) and write every file the pipeline wrote (see _floor_write),
+    split over `workers` processes like the pipeline. Times are the slowest worker's."""
     from .load import discover
     from .parallel import make_executor
 
     inputs = [str(p) for p in discover(input_dir)]
-    outputs = sorted(str(p) for p in Path(produced_dir).rglob("*.xlsx"))
+    produced = Path(produced_dir)
+    outputs = sorted(str(p) for p in produced.rglob("*") if p.is_file()
+                     and p.relative_to(produced).parts[0] not in (".cache", ".pipeline-state.json"))
     scratch.mkdir(parents=True, exist_ok=True)
     w = max(1, workers)
     t0 = time.perf_counter()

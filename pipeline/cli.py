@@ -154,7 +154,7 @@ def _input_and_framework(args) -> tuple[Path, object] | int:
 
 
 def cmd_run(args) -> int:
-    from .run import CACHE_DIR, evaluate, write_outputs
+    from .run import CACHE_DIR, evaluate, run_streaming
 
     as_of = None
     if args.as_of is not None:
@@ -171,16 +171,17 @@ def cmd_run(args) -> int:
         print(executor, file=sys.stderr)
         return 2
     with executor:
-        ev = evaluate(input_dir, fw, executor=executor, progress=_progress(args),
-                      cache_dir=None if args.force else args.output / CACHE_DIR)
-        if as_of is None:
-            written = write_outputs(ev, fw, args.output, executor=executor, force=args.force,
-                                    progress=_progress(args))
+        if as_of is not None:  # one 财年's monitoring: evaluated in memory, written by write_monitoring_outputs
+            ev = evaluate(input_dir, fw, executor=executor, progress=_progress(args),
+                          cache_dir=None if args.force else args.output / CACHE_DIR)
+        else:
+            result = run_streaming(input_dir, fw, args.output, executor=executor, force=args.force,
+                                   progress=_progress(args))
     if as_of is not None:
         return _run_as_of(ev, fw, args.output, *as_of)
-    _print_run_issues(ev.issues)
-    _print_summary(ev, written)
-    return 1 if ev.has_errors else 0
+    _print_run_issues(result.issues)
+    _print_summary(result, result.outputs["written"])
+    return 1 if result.has_errors else 0
 
 
 # Up to this many units the run lists each unit's score and each file written; above it only the summary.
@@ -202,7 +203,7 @@ def _print_run_issues(found) -> None:
 def _print_summary(ev, written) -> None:
     """One screen: units scored (per 财年), units with errors, the grade distribution, files written / unchanged /
     removed and the time per stage. Small runs also list each unit and each file written."""
-    totals = ev.scores.totals.merge(ev.dataset.units[["单位编码", "财年", "单位名称"]], on=["单位编码", "财年"], how="left")
+    totals = ev.totals.merge(ev.units[["单位编码", "财年", "单位名称"]], on=["单位编码", "财年"], how="left")
     small = len(totals) <= LIST_UNITS_UP_TO
     if small:
         for t in totals.to_dict("records"):

@@ -30,6 +30,7 @@ TABLES: dict[str, tuple[str, SheetSpec]] = {
 }
 # The templates of which a unit must have exactly one.
 SINGLE_TEMPLATES = (BUDGET_EXECUTION.type, PERFORMANCE_TARGETS.type)
+UNIT_TYPES = frozenset(t.type for t in UNIT_TEMPLATES)  # templates a unit fills (not the 评分标准)
 UNIT_INFO_FIELDS = tuple(f for f in BUDGET_EXECUTION.sheet("单位信息").fields if f.name not in UNIT_KEY)
 OTHER_FIELDS = BUDGET_EXECUTION.sheet("其他指标").fields
 UNIT_COLUMNS = (
@@ -115,12 +116,11 @@ def unit_key(sf: StagedFile) -> Key | None:
 
 def _group_by_unit(staged: list[StagedFile], found: list[Issue]) -> dict[Key, list[StagedFile]]:
     """Unit key → its files in path order. Files that cannot be keyed are reported and left out."""
-    unit_types = {t.type for t in UNIT_TEMPLATES}
     groups: dict[Key, list[StagedFile]] = defaultdict(list)
     for sf in staged:
         if sf.template_type is None:
             continue  # unrecognised: load already said so
-        if sf.template_type not in unit_types:
+        if sf.template_type not in UNIT_TYPES:
             found.append(info("not-unit-template", f"文件 {sf.rel} 是「{sf.template_type}」，不是单位填报的表格，"
                               f"已跳过。评分标准请用 --rules 参数指定。", file=sf.rel))
             continue

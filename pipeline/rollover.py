@@ -126,7 +126,7 @@ def unit_record(ds, code: str, year: int, totals: pd.DataFrame | None = None,
 def write_unit_data(record: dict, path: Path) -> Path:
     """Write a unit record as JSON atomically (same input, same bytes)."""
     path = Path(path)
-    write_atomic(path, json.dumps(record, ensure_ascii=False, indent=1, allow_nan=False) + "\n")
+    write_atomic(path, json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")  # one line: the C encoder
     return path
 
 

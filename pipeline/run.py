@@ -1,16 +1,22 @@
 """Orchestration: input folder → scored tables → output files. Glue only; each stage lives in its own module.
 
-Scale (many units, reruns):
-- load+stage is a map over files and render a map over units, both through one executor (`parallel.py`: in-process,
-  a process pool, or a Dask cluster); the pure stages in between stay in this process, vectorised over all units.
-- Incremental: a staged file is cached under `output/.cache/staged/` by the SHA-256 of its bytes (with its relative
-  name and the pipeline's code digest), so a rerun does not parse unchanged files again; the manifest
-  `output/.pipeline-state.json` maps each unit to a hash of its inputs (files' SHA-256, 评分标准, code digest,
-  options, its issues) and to the files written for it. Only units whose hash changed are rendered again (and the
-  评分明细.csv / 汇总.xlsx of their 财年); outputs of units that disappeared from a 财年 present in the input are
-  removed (only files the manifest says this program wrote); years absent from the input are left as they are. `force=True` (`--force`) ignores both.
-- Streaming: a unit's report is built when a worker slot is free and rendered straight to its file; only a digest
-  comes back, so memory holds the tidy tables, never all workbooks.
+Scale (many units, reruns): `run_streaming` is what `python -m pipeline run` does.
+- Map 1, over files (in the executor's workers): read and stage each workbook and keep the result in the staged-file
+  cache `output/.cache/staged/` (keyed by the SHA-256 of its bytes, its relative name and the pipeline's code); only
+  the file's unit key travels back.
+- Map 2, over batches of units (all fiscal years of up to `BATCH_UNITS` 单位编码 per batch): a worker takes the
+  batch's staged files from the cache, runs every pure stage vectorised over the batch's units (`evaluate_staged`),
+  renders the units whose inputs changed and returns only small tables (a few rows per unit: totals, details,
+  indicators, issues) for the per-year files. The main process never holds the staged tables of all units nor any
+  workbook, so its memory stays flat as the number of units grows.
+- Incremental: the manifest `output/.pipeline-state.json` maps each unit to a hash of its inputs (files' SHA-256,
+  评分标准, code digest, options, its issues) and to the files written for it. Only units whose hash changed are
+  rendered again (and the 评分明细.csv / 汇总.xlsx of their 财年); outputs of units that disappeared from a 财年
+  present in the input are removed (only files the manifest says this program wrote); years absent from the input are
+  left as they are. `force=True` (`--force`) ignores cache and manifest.
+
+`evaluate` + `write_outputs` do the same over everything at once in memory (one batch): `check`, the monitoring run
+and the tests use them; both paths share every stage and the per-unit and per-year writers.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import pandas as pd
 
 from . import __version__, checks, issues as iss
 from .atomic import atomic_output, write_atomic
-from .dataset import Dataset, assemble
+from .dataset import UNIT_TYPES, Dataset, assemble, unit_key
 from .framework import Framework
 from .indicators import compute_indicators, unit_amounts
 from .intermediate import aggregate_work_stats, resolve_targets
@@ -52,7 +58,7 @@ from . import rollover, summary  # issue #5: 汇总.xlsx, .data sidecars, 年度
 
 @dataclass
 class Evaluation:
-    """All stage outputs of one run over an input folder (every unit of every year at once)."""
+    """All stage outputs of one evaluation over a set of input files (every unit of every year at once)."""
 
     dataset: Dataset
     work_stats: pd.DataFrame      # one row per unit × 统计项
@@ -69,6 +75,39 @@ class Evaluation:
     def has_errors(self) -> bool:
         return any(i.severity == iss.SEVERITY_ERROR for i in self.issues)
 
+    # The small per-unit tables that the 汇总, the CSV and the end-of-run summary read (RunResult has the same).
+    @property
+    def units(self) -> pd.DataFrame:
+        return self.dataset.units
+
+    @property
+    def totals(self) -> pd.DataFrame:
+        return self.scores.totals
+
+    @property
+    def details(self) -> pd.DataFrame:
+        return self.scores.details
+
+
+@dataclass
+class RunResult:
+    """What a streamed run (`run_streaming`) keeps in the main process: a few rows per unit (its `units` row, total,
+    score details and indicators) and every issue; never staged tables or workbooks. Same attribute names as
+    Evaluation, so that the summary tables and the end-of-run summary read either."""
+
+    units: pd.DataFrame
+    totals: pd.DataFrame
+    details: pd.DataFrame
+    indicators: pd.DataFrame
+    issues: list[iss.Issue]
+    files: int = 0                 # input files found
+    timings: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, list[Path]] = field(default_factory=dict)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(i.severity == iss.SEVERITY_ERROR for i in self.issues)
+
 
 def load_dataset(input_dir: Path, executor: Executor | None = None, cache_dir: Path | None = None,
                  progress: bool = False) -> tuple[Dataset, list[iss.Issue]]:
@@ -78,28 +117,24 @@ def load_dataset(input_dir: Path, executor: Executor | None = None, cache_dir: P
     bytes, relative name and pipeline code are unchanged since a previous run is taken from the cache instead."""
     input_dir = Path(input_dir)
     paths = discover(input_dir)
-    results: list[tuple | None] = [None] * len(paths)
-    keys = [None] * len(paths)
-    todo = []
-    for i, path in enumerate(paths):
-        if cache_dir is not None:
-            keys[i] = _cache_key(path, input_dir)
-            results[i] = _cache_get(cache_dir, keys[i])
-        if results[i] is None:
-            todo.append(i)
-    bar = progress_bar(len(todo), "读取", "文件", progress)
+    results: list = [None] * len(paths)
+    keys: set[str] = set()
+    bar = progress_bar(len(paths), "读取", "文件", progress)
     try:
-        jobs = [(str(paths[i]), str(input_dir)) for i in todo]
-        for j, result in (executor or Executor()).imap(load_and_stage, jobs):
-            i = todo[j]
+        jobs = [(str(p), str(input_dir), str(cache_dir) if cache_dir else None, False, True) for p in paths]
+        for i, (key, _, result) in (executor or Executor()).imap(stage_cached, jobs):
             results[i] = result
-            if cache_dir is not None and keys[i] is not None:
-                _cache_put(cache_dir, keys[i], result)
+            keys.add(key)
             bar.update(1)
     finally:
         bar.close()
     if cache_dir is not None:
-        _cache_prune(cache_dir, {k for k in keys if k})
+        _cache_prune(cache_dir, keys - {None})
+    return _assemble_results(results)
+
+
+def _assemble_results(results: list) -> tuple[Dataset, list[iss.Issue]]:
+    """(StagedFile or None, issues) per file → the Dataset and every issue so far (load's, staging's, assemble's)."""
     staged, found = [], []
     for staged_file, problems in results:
         found.extend(problems)
@@ -110,13 +145,38 @@ def load_dataset(input_dir: Path, executor: Executor | None = None, cache_dir: P
 
 
 def load_and_stage(job: tuple[str, str]):
-    """One file: (StagedFile or None, issues). The unit of work of the read map (runs in a worker)."""
+    """One file: (StagedFile or None, issues)."""
     path, root = Path(job[0]), Path(job[1])
     source, problems = load_file(path, root)
     if source is None:
         return None, problems
     staged_file, more = stage_file(source)
     return staged_file, problems + more
+
+
+def stage_cached(job: tuple[str, str, str | None, bool, bool]):
+    """The unit of work of the file map (runs in a worker): read and stage one file, or find it in the staged-file
+    cache. job = (path, input root, cache folder or None, force, want the result back). Returns (cache key or None,
+    unit key of a unit file or None, (StagedFile or None, issues) — or None when it is in the cache and not wanted
+    back: the batch that needs it reads it from there, so staged tables never pass through the main process)."""
+    path, root, cache_dir, force, want = job
+    key = _cache_key(Path(path), Path(root)) if cache_dir else None
+    if not force and not want and key is not None:
+        head = _cache_get(cache_dir, key, head_only=True)
+        if head is not None:
+            return key, head, None
+    result = None if force or key is None else _cache_get(cache_dir, key)
+    if result is None:
+        result = load_and_stage((path, root))
+        if key is not None and not _cache_put(cache_dir, key, result):
+            key = None  # the cache cannot be written: the result travels instead
+    return key, _unit_of(result), result if want or key is None else None
+
+
+def _unit_of(result) -> tuple | None:
+    """The unit key of a staged file that a unit fills in, else None."""
+    sf = result[0]
+    return unit_key(sf) if sf is not None and sf.template_type in UNIT_TYPES else None
 
 
 # --- the staged-file cache -------------------------------------------------------------------------------------
@@ -150,25 +210,36 @@ def _cache_key(path: Path, root: Path) -> str | None:
     return hashlib.sha256(f"{code_digest()}\0{rel}\0".encode() + hashlib.sha256(data).digest()).hexdigest()
 
 
+
 def _cache_file(cache_dir: Path, key: str) -> Path:
     return Path(cache_dir) / "staged" / f"{key}.pickle"
 
 
-def _cache_get(cache_dir: Path, key: str | None):
-    """The cached (StagedFile, issues) of a file, or None. The cache is this program's own folder inside the output
-    folder (pickles are trusted as the program's own writing); an unreadable entry is simply recomputed."""
+def _cache_get(cache_dir: Path, key: str | None, head_only: bool = False):
+    """The cached (StagedFile, issues) of a file, or None; with head_only, just its unit key (or the empty tuple for
+    a file of no unit). An entry is two pickles, the head then the result, so that the file map reads only the
+    head. The cache is this program's own folder inside the output folder (pickles are trusted as the program's own
+    writing); an unreadable entry is simply recomputed."""
     if key is None:
         return None
     try:
         with open(_cache_file(cache_dir, key), "rb") as fh:
+            head = pickle.load(fh)
+            if head_only:
+                return tuple(head)
             return pickle.load(fh)
     except Exception:  # noqa: BLE001 -- missing, truncated or from another Python: recompute
         return None
 
 
-def _cache_put(cache_dir: Path, key: str, result) -> None:
-    path = _cache_file(cache_dir, key)
-    write_atomic(path, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+def _cache_put(cache_dir: Path, key: str, result) -> bool:
+    """Store a staged file; False when the cache folder cannot be written (read-only output, disk full)."""
+    head = pickle.dumps(list(_unit_of(result) or ()), protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        write_atomic(_cache_file(cache_dir, key), head + pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    except OSError:
+        return False
+    return True
 
 
 def _cache_prune(cache_dir: Path, keep: set[str]) -> None:
@@ -197,12 +268,19 @@ def management_for_scoring(ds: Dataset) -> pd.DataFrame:
 
 def evaluate(input_dir: Path, framework: Framework, *, executor: Executor | None = None,
              cache_dir: Path | None = None, progress: bool = False) -> Evaluation:
-    """Run every pure stage over all units of input_dir. `executor` reads files in parallel; `cache_dir` (normally
-    `<output>/.cache`) reuses the staged files of unchanged inputs; `progress` shows a bar on stderr."""
+    """Run every pure stage over all units of input_dir at once, in memory. `executor` reads files in parallel;
+    `cache_dir` (normally `<output>/.cache`) reuses the staged files of unchanged inputs; `progress` shows a bar."""
     t0 = time.perf_counter()
     ds, found = load_dataset(input_dir, executor, cache_dir, progress)
     t1 = time.perf_counter()
-    found += checks.check_budget_lines(ds.budget_lines, ds.cell)
+    ev = evaluate_staged(ds, found, framework, input_dir)
+    ev.timings = {"read": t1 - t0, "compute": time.perf_counter() - t1}
+    return ev
+
+
+def evaluate_staged(ds: Dataset, found: list[iss.Issue], framework: Framework, input_dir: Path | None) -> Evaluation:
+    """The pure stages over an assembled Dataset (any set of units: a whole input or one batch of it)."""
+    found = found + checks.check_budget_lines(ds.budget_lines, ds.cell)
     found += checks.check_monthly(ds.monthly, ds.budget_lines, ds.cell)
     found += checks.check_management(ds.management, ds.files)
     stats, problems = aggregate_work_stats(ds.work_stats, ds.cell)
@@ -210,9 +288,8 @@ def evaluate(input_dir: Path, framework: Framework, *, executor: Executor | None
     indicators = compute_indicators(unit_amounts(ds.units, ds.budget_lines, ds.sangong))
     scores = score_units(framework, indicators, management_for_scoring(ds), targets)
     all_issues = _with_units(found + problems + more + list(scores.issues), ds)
-    t2 = time.perf_counter()
-    return Evaluation(ds, stats, targets, indicators, scores, all_issues, {"read": t1 - t0, "compute": t2 - t1},
-                      input_dir=Path(input_dir))
+    return Evaluation(ds, stats, targets, indicators, scores, all_issues,
+                      input_dir=None if input_dir is None else Path(input_dir))
 
 
 def _with_units(found: list[iss.Issue], ds: Dataset) -> list[iss.Issue]:
@@ -239,38 +316,47 @@ def unit_workbook_name(unit: dict) -> str:
     return f"{unit['单位编码']}_{name}_绩效评价.xlsx"
 
 
+# --- writing: per unit (render_units) and per 财年 (finish_outputs) --------------------------------------------------
+
+
 def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, executor: Executor | None = None,
                   force: bool = False, progress: bool = False) -> list[Path]:
-    """One workbook per unit, one 评分明细.csv and one 汇总.xlsx per 财年; returns the paths written.
-
-    Incremental through the manifest `output_dir/.pipeline-state.json`: a unit whose input hash is unchanged and
-    whose workbook is still there as written is not rendered again; a 财年 with no changed or removed unit keeps its
-    CSV and 汇总.xlsx; outputs of units no longer in the input are deleted. `force` renders everything. What happened
-    is in `ev.outputs` ("written", "unchanged", "removed")."""
+    """One workbook per unit, one 评分明细.csv and one 汇总.xlsx per 财年, from an in-memory Evaluation; returns the
+    paths written. Incremental as `run_streaming` (see the module doc); what happened is in `ev.outputs`
+    ("written", "unchanged", "removed")."""
     t0 = time.perf_counter()
     output_dir = Path(output_dir)
-    when = run_time()
     old = {} if force else _read_state(output_dir)
-    old_units = _read_state(output_dir).get("units", {})
-    units = ev.dataset.units
+    bar = progress_bar(len(ev.units), "输出", "单位", progress)
+    try:
+        done = render_units(ev, framework, output_dir, old.get("units", {}), run_time(), executor,
+                            on_unit=lambda: bar.update(1))
+    finally:
+        bar.close()
+    ev.outputs = finish_outputs(ev, framework, output_dir, old, _read_state(output_dir).get("units", {}), *done)
+    ev.timings["write"] = time.perf_counter() - t0
+    return ev.outputs["written"]
+
+
+def render_units(ev: Evaluation, framework: Framework, output_dir: Path, old_units: dict, when: datetime,
+                 executor: Executor | None = None, on_unit=None) -> tuple[dict, list[Path], list[Path], set[int]]:
+    """Write the outputs (workbook, report, sidecar) of every unit of `ev` whose hash differs from its entry in
+    `old_units` (the manifest's units) or whose recorded outputs were touched. Returns (manifest entries of all of
+    ev's units, paths written, paths unchanged, 财年 with a unit rendered)."""
     parts = _UnitParts(ev)
     new_units: dict[str, dict] = {}
     todo: list[tuple[dict, str, Path]] = []
     unchanged: list[Path] = []
-    for unit in units.to_dict("records"):
-        key = (unit["单位编码"], unit["财年"])
+    for unit in ev.units.to_dict("records"):
         uid = f"{unit['财年']}/{unit['单位编码']}"
-        path = output_dir / str(unit["财年"]) / unit_workbook_name(unit)
-        digest = _unit_hash(ev, framework, parts, key, output_dir)
-        prev = old.get("units", {}).get(uid)
+        digest = _unit_hash(ev, framework, parts, (unit["单位编码"], unit["财年"]), output_dir)
+        prev = old_units.get(uid)
         if prev and prev.get("hash") == digest and _outputs_intact(output_dir, prev.get("outputs", {})):
             new_units[uid] = prev
             unchanged.extend(output_dir / rel for rel in prev.get("outputs", {}))
             continue
         new_units[uid] = {"hash": digest, "outputs": {}}
-        todo.append((unit, uid, path))
-    written: list[Path] = []
-    dirty_years = {int(unit["财年"]) for unit, _, _ in todo}
+        todo.append((unit, uid, output_dir / str(unit["财年"]) / unit_workbook_name(unit)))
 
     def reports():
         for unit, _, path in todo:
@@ -281,19 +367,27 @@ def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, exe
                                                        rollover.previous_record(ev, *key, output_dir))
             yield report, str(path)
 
-    bar = progress_bar(len(todo), "输出", "单位", progress)
-    try:
-        for i, files in (executor or Executor()).imap(render_unit, reports()):
-            uid = todo[i][1]
-            new_units[uid]["outputs"] = {Path(p).relative_to(output_dir).as_posix(): sha for p, sha in files}
-            written.extend(Path(p) for p, _ in files)
-            sidecar = rollover.write_sidecar(ev, todo[i][0], output_dir)  # issue #5: .data/<单位编码>.json
-            new_units[uid]["outputs"].update(sidecar)
-            written.extend(output_dir / rel for rel in sidecar)
-            bar.update(1)
-    finally:
-        bar.close()
+    written: list[Path] = []
+    for i, files in (executor or Executor()).imap(render_unit, reports()):
+        unit, uid, _ = todo[i]
+        new_units[uid]["outputs"] = {Path(p).relative_to(output_dir).as_posix(): sha for p, sha in files}
+        written.extend(Path(p) for p, _ in files)
+        sidecar = rollover.write_sidecar(ev, unit, output_dir)  # issue #5: .data/<单位编码>.json
+        new_units[uid]["outputs"].update(sidecar)
+        written.extend(output_dir / rel for rel in sidecar)
+        if on_unit:
+            on_unit()
+    return new_units, written, unchanged, {int(unit["财年"]) for unit, _, _ in todo}
 
+
+def finish_outputs(results, framework: Framework, output_dir: Path, old: dict, old_units: dict, new_units: dict,
+                   written: list[Path], unchanged: list[Path], dirty_years: set[int]) -> dict[str, list[Path]]:
+    """After every unit is rendered: remove the outputs of units gone from a 财年 of the input, write each 财年's
+    评分明细.csv and 汇总.xlsx when one of its units changed, and the manifest. `results`: an Evaluation or a
+    RunResult (the small per-unit tables). `old`: the manifest the run started from ({} when forced);
+    `old_units`: the units of the manifest on disk (what this program wrote, even when forced)."""
+    units = results.units
+    written, unchanged, dirty_years = list(written), list(unchanged), set(dirty_years)
     removed = []
     years = sorted({int(y) for y in units["财年"]}) if len(units) else []
     for uid, prev in old_units.items():
@@ -309,7 +403,7 @@ def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, exe
                 removed.append(target)
             dirty_years.add(int(uid.split("/")[0]))
 
-    details = ev.scores.details.merge(units[[*UNIT_KEY, "单位名称"]], on=list(UNIT_KEY), how="left")
+    details = results.details.merge(units[[*UNIT_KEY, "单位名称"]], on=list(UNIT_KEY), how="left")
     files_state = {}
     for year in years:
         outs = [output_dir / str(year) / DETAILS_CSV, output_dir / str(year) / SUMMARY_FILE]
@@ -319,9 +413,8 @@ def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, exe
             files_state.update(prev)
             unchanged.extend(outs)
             continue
-        part = details[details["财年"] == year]
-        csv_path = write_details_csv(part, outs[0])
-        summary_path = write_summary(summary_tables(ev, year, framework), outs[1], year)
+        csv_path = write_details_csv(details[details["财年"] == year], outs[0])
+        summary_path = write_summary(summary_tables(results, year, framework), outs[1], year)
         for p in (csv_path, summary_path):
             files_state[p.relative_to(output_dir).as_posix()] = _sha256_file(p)
             written.append(p)
@@ -330,9 +423,134 @@ def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, exe
 
     _write_state(output_dir, {"format": STATE_FORMAT, "pipeline": __version__, "code": code_digest(),
                               "units": dict(sorted(new_units.items())), "files": dict(sorted(files_state.items()))})
-    ev.outputs = {"written": written, "unchanged": unchanged, "removed": removed}
-    ev.timings["write"] = time.perf_counter() - t0
-    return written
+    return {"written": written, "unchanged": unchanged, "removed": removed}
+
+
+# --- the streamed run ----------------------------------------------------------------------------------------------
+
+# Units (单位编码, all their 财年) per batch of the unit map: enough to keep the compute stages vectorised and their
+# per-call overhead small, few enough that a worker holds little (about 1 MB of staged tables per unit) and that the
+# work spreads evenly over the workers.
+BATCH_UNITS = 50
+BATCHES_PER_WORKER = 4
+
+
+def batch_units(codes: list[str], workers: int, size: int | None = None) -> list[list[str]]:
+    """单位编码 (sorted) → consecutive batches: at most `size` (default BATCH_UNITS) units each, and at least
+    BATCHES_PER_WORKER batches per worker when there are enough units."""
+    if not codes:
+        return []
+    n = size or max(1, min(BATCH_UNITS, -(-len(codes) // (max(1, workers) * BATCHES_PER_WORKER))))
+    return [codes[i:i + n] for i in range(0, len(codes), n)]
+
+
+@dataclass
+class BatchJob:
+    """The unit of work of the unit map: the cached (or, when the cache could not be written, inline) staged files
+    of some units, and what rendering them needs."""
+
+    files: list                   # per file: a cache key (str) or an inline (StagedFile or None, issues)
+    cache_dir: str
+    input_dir: str
+    output_dir: str
+    framework: Framework
+    old_units: dict               # the manifest entries of the batch's units from the previous run ({} if forced)
+    when: datetime
+
+
+def run_batch(job: BatchJob) -> dict:
+    """Evaluate and write one batch of units (runs in a worker). Returns the small tables the per-year files need,
+    the manifest entries, the paths written / unchanged and the seconds spent per stage."""
+    t0 = time.perf_counter()
+    results = [f if not isinstance(f, str) else _cache_get(job.cache_dir, f) for f in job.files]
+    missing = [f for f, r in zip(job.files, results) if r is None]
+    if missing:  # the cache entry vanished between the two maps (another run pruned it): report, never guess
+        raise RuntimeError(f"缓存文件丢失：{missing[0]}。请重新运行（或加 --force）。")
+    ds, found = _assemble_results(results)
+    t1 = time.perf_counter()
+    ev = evaluate_staged(ds, found, job.framework, Path(job.input_dir))
+    t2 = time.perf_counter()
+    output_dir = Path(job.output_dir)
+    new_units, written, unchanged, dirty = render_units(ev, job.framework, output_dir, job.old_units, job.when)
+    t3 = time.perf_counter()
+    keep = lambda df, cols=None: df if cols is None else df[[c for c in cols if c in df.columns]]  # noqa: E731
+    return {"units": ev.units, "totals": ev.totals, "details": ev.details,
+            "indicators": keep(ev.indicators, [*UNIT_KEY, "计算方法", "值", "分子", "分母", "状态"]),
+            "issues": ev.issues, "new_units": new_units, "written": written, "unchanged": unchanged,
+            "dirty": dirty, "timings": {"read": t1 - t0, "compute": t2 - t1, "write": t3 - t2}}
+
+
+def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, executor: Executor | None = None,
+                  force: bool = False, progress: bool = False, batch_size: int | None = None) -> RunResult:
+    """`python -m pipeline run`: every unit of input_dir scored and written in batches (see the module doc); the
+    main process keeps a few rows per unit. Timings: "read" is the file map's wall time; the unit map's wall time
+    is split into read / compute / write in proportion to the workers' time in each, and the per-year files and
+    manifest count as write."""
+    t0 = time.perf_counter()
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    executor = executor or Executor()
+    cache_dir = output_dir / CACHE_DIR
+    paths = discover(input_dir)
+    keys: list = [None] * len(paths)
+    by_code: dict[str, list] = {}
+    loose: list = []          # staged files of no unit: assembled with the first batch, which reports them
+    found: list[iss.Issue] = []
+    bar = progress_bar(len(paths), "读取", "文件", progress)
+    try:
+        jobs = [(str(p), str(input_dir), str(cache_dir), force, False) for p in paths]
+        for i, (key, unit, result) in executor.imap(stage_cached, jobs):
+            keys[i] = key
+            entry = key if result is None else result
+            if unit:
+                by_code.setdefault(str(unit[0]), []).append(entry)
+            elif result is not None and result[0] is None:
+                found.extend(result[1])  # unreadable: its issues are all there is
+            else:
+                loose.append(entry)
+            bar.update(1)
+    finally:
+        bar.close()
+    _cache_prune(cache_dir, {k for k in keys if k})
+    t1 = time.perf_counter()
+
+    old = {} if force else _read_state(output_dir)
+    old_units = old.get("units", {})
+    when = run_time()
+    # At least one batch: files of no unit are reported by it, and an empty input still gets well-formed tables.
+    batches = batch_units(sorted(by_code), executor.workers, batch_size) or [[]]
+    jobs = []
+    for b, codes in enumerate(batches):
+        files = [f for c in codes for f in by_code[c]] + (loose if b == 0 else [])
+        wanted = set(codes)
+        mine = {uid: e for uid, e in old_units.items() if uid.split("/", 1)[1] in wanted}
+        jobs.append(BatchJob(files, str(cache_dir), str(input_dir), str(output_dir), framework, mine, when))
+    parts: list = [None] * len(jobs)
+    spent = {"read": 0.0, "compute": 0.0, "write": 0.0}
+    bar = progress_bar(len(by_code), "评价", "单位", progress)
+    try:
+        for b, part in executor.imap(run_batch, jobs):
+            parts[b] = part
+            for k in spent:
+                spent[k] += part["timings"][k]
+            bar.update(len(batches[b]))
+    finally:
+        bar.close()
+    t2 = time.perf_counter()
+
+    cat = lambda name: pd.concat([p[name] for p in parts], ignore_index=True)  # noqa: E731
+    result = RunResult(units=cat("units"), totals=cat("totals"), details=cat("details"),
+                       indicators=cat("indicators"), issues=found + [i for p in parts for i in p["issues"]],
+                       files=len(paths))
+    new_units = {uid: e for p in parts for uid, e in p["new_units"].items()}
+    result.outputs = finish_outputs(
+        result, framework, output_dir, old, _read_state(output_dir).get("units", {}) if force else old_units,
+        new_units, [w for p in parts for w in p["written"]], [u for p in parts for u in p["unchanged"]],
+        {y for p in parts for y in p["dirty"]})
+    t3 = time.perf_counter()
+    share = (t2 - t1) / (sum(spent.values()) or 1.0)
+    result.timings = {"read": (t1 - t0) + spent["read"] * share, "compute": spent["compute"] * share,
+                      "write": spent["write"] * share + (t3 - t2)}
+    return result
 
 
 def render_unit(job: tuple[UnitReport, str]) -> list[tuple[str, str]]:

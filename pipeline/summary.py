@@ -192,12 +192,13 @@ def monitoring_counts(ev, year: int) -> pd.Series | None:
 
 
 def summary_tables(ev, year: int, framework=None) -> dict[str, pd.DataFrame]:
-    """The tables of one fiscal year's 汇总.xlsx (see the module doc). `framework` (optional) gives the grade order
+    """The tables of one fiscal year's 汇总.xlsx (see the module doc) from `ev`: an Evaluation or a RunResult
+    (attributes units, totals, details, indicators, issues). `framework` (optional) gives the grade order
     and the names of the 绩效目标 rules."""
     year = int(year)
     of_year = lambda df: df[df["财年"] == year].reset_index(drop=True)  # noqa: E731
-    units = of_year(ev.dataset.units)
-    totals, details = of_year(ev.scores.totals), of_year(ev.scores.details)
+    units = of_year(ev.units)
+    totals, details = of_year(ev.totals), of_year(ev.details)
     grades = list(framework.grades) if framework is not None else None
     rule_names = None
     if framework is not None:

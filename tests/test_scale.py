@@ -12,7 +12,9 @@ import python_calamine
 from pipeline import parallel
 from pipeline.bench import generate, synthetic_unit
 from pipeline.cli import EXAMPLE_INPUT, main
-from pipeline.run import STATE_FILE
+from pipeline.framework import default_framework_path, load_framework
+from pipeline.issues import issues_frame
+from pipeline.run import STATE_FILE, batch_units, evaluate, run_streaming, write_outputs
 from pipeline.templates import write_workbook
 
 SEED = 7
@@ -209,7 +211,7 @@ def test_progress_bar_and_summary(units_dir, tmp_path, capsys, monkeypatch):
     run(units_dir, tmp_path / "out", "--workers", "1")
     said = capsys.readouterr()
     assert "读取" in said.err and "文件/s" in said.err or "s/文件" in said.err
-    assert "输出" in said.err and ("单位/s" in said.err or "s/单位" in said.err)
+    assert "评价" in said.err and ("单位/s" in said.err or "s/单位" in said.err)
     assert f"评价单位 {UNITS} 个（2023 年 {UNITS} 个），其中数据有错误的 1 个。" in said.out
     assert "等级分布：" in said.out
     assert re.search(r"输出文件：写入 \d+ 个，未变 0 个，删除 0 个。", said.out)
@@ -218,3 +220,32 @@ def test_progress_bar_and_summary(units_dir, tmp_path, capsys, monkeypatch):
     said = capsys.readouterr()
     assert "单位/s" not in said.err and "s/单位" not in said.err
     assert re.search(r"输出文件：写入 0 个，未变 [1-9]\d* 个，删除 0 个。", said.out)
+
+
+# --- streaming in batches of units -----------------------------------------------------------------------------
+
+
+def test_batches_split_consecutive_codes():
+    codes = [f"U{i:02d}" for i in range(10)]
+    assert batch_units(codes, workers=1, size=4) == [codes[0:4], codes[4:8], codes[8:10]]
+    # by default at least BATCHES_PER_WORKER (4) batches per worker: 10 units, 2 workers → ⌈10 / 8⌉ = 2 per batch
+    assert [len(b) for b in batch_units(codes, workers=2)] == [2, 2, 2, 2, 2]
+    assert max(len(b) for b in batch_units([str(i) for i in range(10_000)], workers=2)) == 50  # BATCH_UNITS
+    assert batch_units([], workers=2) == []
+
+
+def test_one_unit_per_batch_equals_one_batch(units_dir, tmp_path):
+    """Streaming (a worker evaluates a few units at a time) gives byte-identical outputs to evaluating every unit
+    at once in memory: no stage may depend on which other units share its batch."""
+    fw, _ = load_framework(default_framework_path())
+    streamed = run_streaming(units_dir, fw, tmp_path / "streamed", batch_size=1)
+    ev = evaluate(units_dir, fw)
+    write_outputs(ev, fw, tmp_path / "memory")
+    a, b = tree(tmp_path / "streamed"), tree(tmp_path / "memory")
+    assert sorted(a) == sorted(b) and len(a) == 2 + 2 * UNITS  # CSV and 汇总; per unit a workbook and a report
+    assert a == b
+    sidecars = lambda root: {p.name: p.read_bytes() for p in (root / "2023" / ".data").glob("*.json")}  # noqa: E731
+    assert len(sidecars(tmp_path / "streamed")) == UNITS
+    assert sidecars(tmp_path / "streamed") == sidecars(tmp_path / "memory")
+    assert issues_frame(streamed.issues).equals(issues_frame(ev.issues))  # as users see them: errors first, by unit
+    assert streamed.totals.equals(ev.totals) and streamed.details.equals(ev.details)

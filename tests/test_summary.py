@@ -25,7 +25,7 @@ import pytest
 from pipeline import example, summary
 from pipeline.framework import default_framework_path, load_framework
 from pipeline.issues import error, warning
-from pipeline.run import evaluate, write_outputs
+from pipeline.run import RunResult, evaluate, write_outputs
 from pipeline.spec import BUDGET_EXECUTION, PERFORMANCE_TARGETS, WORK_STATISTICS
 from pipeline.templates import write_workbook
 
@@ -67,8 +67,7 @@ def ev():
     issues = [error("budget-total-mismatch", "U1 的问题", file="u1.xlsx", unit="U1", year=2023),
               warning("x", "U2 的 2022 年问题", file="u2.xlsx", unit="U2", year=2022),
               error("unreadable", "读不出的文件", file="bad.xlsx")]
-    return SimpleNamespace(dataset=SimpleNamespace(units=units), scores=SimpleNamespace(totals=totals, details=details),
-                           indicators=indicators, issues=issues)
+    return RunResult(units=units, totals=totals, details=details, indicators=indicators, issues=issues)
 
 
 def test_ranking_ties_share_a_rank(ev):
