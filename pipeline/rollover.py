@@ -29,7 +29,6 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import write_atomic
-from .numbers import records
 from .spec import BUDGET_EXECUTION, PERFORMANCE_TARGETS, WORK_STATISTICS
 
 DATA_DIR = ".data"
@@ -62,7 +61,17 @@ def _rows(df: pd.DataFrame | None, drop_tech: bool = True) -> list[dict]:
     if df is None or df.empty:
         return []
     cols = [c for c in df.columns if c not in ("单位编码", "财年") and not (drop_tech and str(c).startswith("_"))]
-    return [{k: _plain(v) for k, v in r.items()} for r in records(df[cols])]
+    return [dict(zip(cols, values)) for values in zip(*(_plain_column(df[c]) for c in cols))]
+
+
+def _plain_column(s: pd.Series) -> list:
+    """_plain of every value of a column, column-wise (a sidecar is written for every unit of a run)."""
+    values = s.tolist()  # Python scalars for numeric dtypes
+    if s.dtype.kind in "iub":
+        return values
+    if s.dtype.kind == "f":
+        return [None if v != v or v in (math.inf, -math.inf) else v for v in values]
+    return [_plain(v) for v in values]
 
 
 class _Index:
