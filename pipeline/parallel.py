@@ -1,15 +1,16 @@
-"""One executor abstraction for the two per-item stages (load+stage per file, render per unit).
+"""One executor abstraction for the two maps of a run (stage per file, evaluate and write per batch of units).
 
 `make_executor(workers, scheduler)` gives:
 - `workers == 1` and no scheduler: in-process, in order (tests, debugging, tiny inputs);
 - `workers > 1`: a `concurrent.futures.ProcessPoolExecutor` on this machine;
 - `scheduler="tcp://HOST:PORT"`: a Dask `distributed.Client` on that cluster. Its workers need this package
   importable (same version) and the same paths to the input and output folders (a shared file system): tasks read
-  input files and write output files by path, so only small results travel back (a staged file, a file digest).
+  input files and write output files by path, so only small results travel back (unit keys, a batch's few rows per
+  unit and file digests).
 
 All three expose `imap(fn, items)`: results as they complete, each paired with its item's index, with at most a
 bounded number of tasks in flight, so a run over thousands of units streams and never holds every result (or every
-workbook) at once. The compute stage stays in the main process, vectorised over all units.
+workbook) at once. The compute stages run inside each batch, vectorised over the batch's units (see run.py).
 """
 
 from __future__ import annotations

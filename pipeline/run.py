@@ -618,7 +618,7 @@ class _UnitParts:
 
     TABLES = {
         "totals": lambda ev: ev.scores.totals, "details": lambda ev: ev.scores.details,
-        "targets": lambda ev: ev.targets, "indicators": lambda ev: ev.indicators,
+        "targets": lambda ev: _scored_targets(ev), "indicators": lambda ev: ev.indicators,
         "budget_lines": lambda ev: ev.dataset.budget_lines, "sangong": lambda ev: ev.dataset.sangong,
         "work_stats": lambda ev: ev.work_stats, "files": lambda ev: ev.dataset.files,
     }
@@ -664,14 +664,20 @@ def _slice(df: pd.DataFrame, key: tuple) -> pd.DataFrame:
     return df[(df["单位编码"] == key[0]) & (df["财年"] == key[1])].reset_index(drop=True)
 
 
+def _scored_targets(ev: Evaluation) -> pd.DataFrame:
+    """The targets of every unit with their scored columns from the details (a target row is keyed by its file and
+    row, unique across units), merged once for all units rather than once per unit."""
+    scored = ev.details.dropna(subset=["_row"])[["_file", "_row", "完成率", "分值", "得分", "扣分说明"]]
+    return ev.targets.drop(columns=["分值"]).merge(scored, on=["_file", "_row"], how="left")
+
+
 def _unit_report(ev: Evaluation, framework: Framework, unit: dict, when: datetime,
                  parts: _UnitParts | None = None) -> UnitReport:
     key = (unit["单位编码"], unit["财年"])
     parts = parts or _UnitParts(ev)
     totals = parts.get("totals", key)
     details = parts.get("details", key)
-    scored = details.dropna(subset=["_row"])[["_file", "_row", "完成率", "分值", "得分", "扣分说明"]]
-    targets = parts.get("targets", key).drop(columns=["分值"]).merge(scored, on=["_file", "_row"], how="left")
+    targets = parts.get("targets", key)
     return UnitReport(
         unit=unit,
         total=totals.iloc[0].to_dict() if len(totals) else {},
