@@ -9,6 +9,7 @@ Full-width brackets and the signs × ÷ － ＋ are accepted, as users type them
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -40,8 +41,10 @@ class Formula:
         return result
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_formula(text: str) -> Formula:
-    """Tokenise and syntax-check a formula; raises FormulaError with a Chinese message saying what is wrong."""
+    """Tokenise and syntax-check a formula; raises FormulaError with a Chinese message saying what is wrong.
+    Cached: every unit's 绩效目标表 repeats the template's formulas, and a Formula is immutable."""
     s = unicodedata.normalize("NFKC", text).translate(_SIGNS).strip()
     tokens: list[str] = []
     pos = 0

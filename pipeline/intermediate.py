@@ -47,15 +47,14 @@ def aggregate_work_stats(work_stats: pd.DataFrame, cell) -> tuple[pd.DataFrame, 
     """
     if work_stats.empty:
         return pd.DataFrame(columns=STAT_COLUMNS), []
-    ws = work_stats.copy()
-    months = ws[list(MONTHS)].astype(float).to_numpy()
-    from_months = year_values(months, ws["汇总方式"])
-    annual = ws["全年"].astype(float).to_numpy()
-    ws["年度值"] = np.where(np.isnan(from_months), annual, from_months)
-    mismatch = ~np.isnan(from_months) & ~np.isnan(annual) & (np.abs(from_months - annual) > 0.005)
-    records = ws.to_dict("records")
-    found = [_annual_mismatch(records[i], from_months[i], cell) for i in np.flatnonzero(mismatch)]
-    return _combine_lines(ws), found
+    months = work_stats[list(MONTHS)].to_numpy(dtype=float)
+    from_months = year_values(months, work_stats["汇总方式"])
+    annual = work_stats["全年"].to_numpy(dtype=float)
+    year_value = np.where(np.isnan(from_months), annual, from_months)
+    mismatch = np.flatnonzero(~np.isnan(from_months) & ~np.isnan(annual) & (np.abs(from_months - annual) > 0.005))
+    found = [_annual_mismatch(row, from_months[i], cell)
+             for i, row in zip(mismatch, work_stats.iloc[mismatch].to_dict("records"))] if len(mismatch) else []
+    return _combine_lines(work_stats, months, annual, year_value), found
 
 
 def _annual_mismatch(row: dict, from_months: float, cell) -> iss.Issue:
@@ -67,21 +66,119 @@ def _annual_mismatch(row: dict, from_months: float, cell) -> iss.Issue:
         unit=row["单位编码"], year=row["财年"])
 
 
-def _combine_lines(ws: pd.DataFrame) -> pd.DataFrame:
-    ws = ws.assign(汇总方式=ws["汇总方式"].fillna("合计"), 来源=ws["_file"])
+def _combine_lines(ws: pd.DataFrame, months: np.ndarray, annual: np.ndarray, year_value: np.ndarray) -> pd.DataFrame:
+    """One row per unit × 统计项, in key order: months and 全年 added up (a month nobody filled stays blank), the
+    first filled 业务条线 / 计量单位 / 汇总方式 (blank 汇总方式 = 合计), the files as `a.xlsx；b.xlsx`, 年度值 added up
+    or, for 平均, averaged. The figures are those of `groupby(...).agg(...)` on the lines (see group_sum)."""
     keys = [*UNIT_KEY, "统计项"]
-    agg = {m: "sum" for m in MONTHS} | {"全年": "sum", "业务条线": "first", "计量单位": "first", "汇总方式": "first",
-                                       "来源": lambda s: "；".join(dict.fromkeys(s))}
-    combined = ws.groupby(keys, sort=True, dropna=False).agg({**agg, "年度值": "sum"}).reset_index()
-    # min_count semantics: a month nobody filled stays blank rather than 0.
-    filled = ws.groupby(keys, sort=True, dropna=False)[list(MONTHS) + ["全年"]].count().reset_index(drop=True)
-    for col in list(MONTHS) + ["全年"]:
-        combined[col] = combined[col].where(filled[col].to_numpy() > 0)
-    mean_rows = combined["汇总方式"] == "平均"
+    ids, n = group_ids([ws[k].to_numpy() for k in keys], dropna=False)
+    first_row = np.unique(ids, return_index=True)[1]
+    out = {k: ws[k].to_numpy()[first_row] for k in keys}
+    how = ws["汇总方式"].fillna("合计")
+    for col, values in (("业务条线", ws["业务条线"]), ("计量单位", ws["计量单位"]), ("汇总方式", how)):
+        out[col] = pd.Series(group_first(values.to_numpy(), ids, n), dtype=values.dtype)
+    for j, col in enumerate(MONTHS):
+        out[col] = group_sum(np.ascontiguousarray(months[:, j]), ids, n, min_count=1)
+    out["全年"] = group_sum(annual, ids, n, min_count=1)
+    total = group_sum(year_value, ids, n)
+    mean_rows = out["汇总方式"].to_numpy() == "平均"
     if mean_rows.any():
-        means = ws.groupby(keys, sort=True, dropna=False)["年度值"].mean().reset_index(drop=True)
-        combined.loc[mean_rows, "年度值"] = means[mean_rows.to_numpy()].to_numpy()
-    return combined[STAT_COLUMNS]
+        total = np.where(mean_rows, group_mean(year_value, ids, n), total)
+    out["年度值"] = total
+    out["来源"] = _joined_sources(ws["_file"].to_numpy(dtype=object), ids, n)
+    return pd.DataFrame(out)[STAT_COLUMNS]
+
+
+def _joined_sources(files: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+    """Per group: its distinct files in order of first appearance, joined by `；`."""
+    file_ids = pd.factorize(files)[0]
+    rows = np.unique(ids * (file_ids.max() + 1) + file_ids, return_index=True)[1]  # first row of each group × file
+    rows = rows[np.lexsort((rows, ids[rows]))]  # by group, then in order of appearance
+    groups = ids[rows]
+    out = files[rows[np.r_[True, groups[1:] != groups[:-1]]]]
+    several = set(np.flatnonzero(np.bincount(groups, minlength=n) > 1).tolist())
+    if several:
+        names: dict[int, list] = {}
+        for g, f in zip(groups.tolist(), files[rows].tolist()):
+            if g in several:
+                names.setdefault(g, []).append(f)
+        for g, parts in names.items():
+            out[g] = "；".join(parts)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Group aggregates with pandas' arithmetic, without its per-call overhead. A unit's figures must depend on its own
+# rows only, never on which other units share its batch (run.py evaluates units in batches). pandas does not
+# guarantee that: it sums with `np.add.reduceat` when the whole frame is in group order without NaN, and with its
+# Kahan-compensated loop otherwise, so one blank amount in another unit would change the last bit of this unit's
+# sums. These functions always use pandas' compensated loop (the same floats as `groupby(...).sum()` / `.mean()` on
+# that path; tests/test_intermediate.py compares them), which depends only on each group's values in row order.
+
+TEXT_DTYPE = pd.Series([""]).dtype  # pandas' own dtype for text (`str` under pandas 3), for columns built from arrays
+
+
+def group_ids(keys: list[np.ndarray], dropna: bool = True) -> tuple[np.ndarray, int]:
+    """(group number of every row, number of groups) as `groupby(keys, sort=True, dropna=dropna)` numbers the
+    groups: by key, text by code point, a missing key last (dropna=False) or -1 (dropna=True)."""
+    n = len(keys[0]) if keys else 0
+    combined = np.zeros(n, dtype=np.int64)
+    missing = np.zeros(n, dtype=bool)
+    for key in keys:
+        codes, uniques = pd.factorize(key, sort=True, use_na_sentinel=dropna)
+        missing |= codes < 0
+        combined = combined * max(len(uniques), 1) + codes
+    ids = np.full(n, -1, dtype=np.intp)
+    uniques, ids[~missing] = np.unique(combined[~missing], return_inverse=True)
+    return ids, len(uniques)
+
+
+def _kahan_sums(values: np.ndarray, ids: np.ndarray, n: int, reset_nan_only: bool):
+    """pandas' Cython kernels (its path for unsorted rows or NaN): per group, Kahan-compensated sum of the non-NaN values in row order (vectorised over
+    groups: step k adds every group's k-th value). group_sum resets an infinite compensation, group_mean only NaN."""
+    keep = (ids >= 0) & ~np.isnan(values)
+    group, value = ids[keep], values[keep]
+    order = np.argsort(group, kind="stable")
+    group, value = group[order], value[order]
+    nobs = np.bincount(group, minlength=n).astype(np.int64)
+    rank = np.arange(len(group)) - (np.cumsum(nobs) - nobs)[group]
+    total, comp = np.zeros(n), np.zeros(n)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for k in range(int(rank.max()) + 1 if len(rank) else 0):
+            at = rank == k
+            g = group[at]
+            y = value[at] - comp[g]
+            t = total[g] + y
+            c = t - total[g] - y
+            c[np.isnan(c) if reset_nan_only else ~np.isfinite(c)] = 0.0
+            comp[g] = c
+            total[g] = t
+    return total, nobs
+
+
+def group_sum(values, ids: np.ndarray, n: int, min_count: int = 0) -> np.ndarray:
+    """Per group `Series.groupby(...).sum(min_count=min_count)` of float values: NaN skipped, NaN where fewer than
+    min_count values; `ids` from group_ids."""
+    values = np.asarray(values, dtype=float)
+    total, nobs = _kahan_sums(values, ids, n, reset_nan_only=False)
+    return np.where(nobs < min_count, np.nan, total) if min_count > 0 else total
+
+
+def group_mean(values, ids: np.ndarray, n: int) -> np.ndarray:
+    """Per group `Series.groupby(...).mean()` of float values (NaN skipped; NaN for a group without values)."""
+    values = np.asarray(values, dtype=float)
+    total, nobs = _kahan_sums(values, ids, n, reset_nan_only=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(nobs > 0, total / np.maximum(nobs, 1), np.nan)
+
+
+def group_first(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+    """Per group the first non-missing value (`groupby(...).first()`), None where the group has none."""
+    rows = np.flatnonzero(~pd.isna(values) & (ids >= 0))
+    groups, first = np.unique(ids[rows], return_index=True)
+    out = np.full(n, None, dtype=object)
+    out[groups] = values[rows[first]]
+    return out
 
 
 def split_target_value(raw) -> tuple[str | None, float | None, str]:
@@ -122,7 +219,10 @@ def resolve_targets(targets: pd.DataFrame, stats: pd.DataFrame, cell) -> tuple[p
         a typed 实际完成值 that differs from the formula's, comparator or unit typed into 指标值 that contradicts
         the columns, a quantitative target without actual value.
     """
-    values = {k: dict(zip(g["统计项"], g["年度值"])) for k, g in stats.groupby(list(UNIT_KEY), sort=False)}
+    values: dict[tuple, dict] = {}
+    keyed = stats[stats["单位编码"].notna() & stats["财年"].notna()]  # as groupby, which drops missing keys
+    for code, year, name, value in zip(*(keyed[c].tolist() for c in (*UNIT_KEY, "统计项", "年度值"))):
+        values.setdefault((code, year), {})[name] = value
     rows, found = [], []
     for row in targets.to_dict("records"):
         resolved, problems = _resolve_one(row, values.get((row["单位编码"], row["财年"]), {}), cell)

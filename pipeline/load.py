@@ -16,10 +16,11 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.parsers import expat
 
+import numpy as np
 import pandas as pd
 import python_calamine
-from defusedxml import ElementTree as SafeET
 
 from .issues import Issue, error, info, warning
 from .numbers import cell_ref, is_blank
@@ -101,8 +102,9 @@ def load_file(path: Path, root: Path) -> tuple[SourceFile | None, list[Issue]]:
     path = Path(path)
     rel = _relative_name(path, root)
     data, problem = _read_bytes(path)
+    package = None  # the opened zip package (.xlsx/.xlsm), shared by the precheck and the XML facts
     if problem is None:
-        problem = _precheck(path, data)
+        problem, package = _precheck(path, data)
     if problem is not None:
         return None, [error(problem[0], f"文件无法打开：{rel}。{problem[1]}。", file=rel)]
     try:
@@ -115,7 +117,7 @@ def load_file(path: Path, root: Path) -> tuple[SourceFile | None, list[Issue]]:
         return None, [error("file-unreadable", msg, file=rel)]
     src, issues = _source_from_grids(path, rel, hashlib.sha256(data).hexdigest(), grids)
     wanted = {raw.name for raw in src.sheets.values()}  # only the sheets staging reads
-    facts = _sheet_xml_facts(data, wanted) if path.suffix.lower() in ZIP_SUFFIXES and wanted else {}
+    facts = _sheet_xml_facts(package, wanted) if package is not None and wanted else {}
     return src, issues + _apply_xml_facts(src, facts)
 
 
@@ -139,33 +141,34 @@ def _read_bytes(path: Path) -> tuple[bytes, tuple[str, str] | None]:
         return b"", ("file-unreadable", f"读取失败（{exc.strerror or exc}）。请确认文件没有被其他程序占用且有读取权限")
 
 
-def _precheck(path: Path, data: bytes) -> tuple[str, str] | None:
+def _precheck(path: Path, data: bytes) -> tuple[tuple[str, str] | None, zipfile.ZipFile | None]:
     """Reject, before parsing, what the parser should never see: empty files, encrypted workbooks and zip archives
-    that would expand to an absurd size (zip bombs)."""
+    that would expand to an absurd size (zip bombs). Returns (problem, the opened zip package of an .xlsx/.xlsm that
+    passed, else None)."""
     if not data:
-        return "file-unreadable", f"文件为空（0 字节），{_FIX_RESAVE}"
+        return ("file-unreadable", f"文件为空（0 字节），{_FIX_RESAVE}"), None
     if path.suffix.lower() not in ZIP_SUFFIXES:
-        return None
+        return None, None
     if data.startswith(_OLE_MAGIC):
-        return "file-encrypted", ("文件可能设置了打开密码，或实际是旧版 .xls 格式。请在 Excel 中取消密码"
-                                  "（文件→信息→保护工作簿→用密码进行加密，清空密码），另存为 .xlsx 后重新放入")
+        return ("file-encrypted", ("文件可能设置了打开密码，或实际是旧版 .xls 格式。请在 Excel 中取消密码"
+                                   "（文件→信息→保护工作簿→用密码进行加密，清空密码），另存为 .xlsx 后重新放入")), None
     return _zip_precheck(data)
 
 
-def _zip_precheck(data: bytes) -> tuple[str, str] | None:
+def _zip_precheck(data: bytes) -> tuple[tuple[str, str] | None, zipfile.ZipFile | None]:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            infos = zf.infolist()
+        zf = zipfile.ZipFile(io.BytesIO(data))  # in memory: nothing to close
+        infos = zf.infolist()
     except (zipfile.BadZipFile, ValueError, OSError):
-        return "file-unreadable", f"文件已损坏或不是 Excel 工作簿（可能下载或复制不完整），{_FIX_RESAVE}"
+        return ("file-unreadable", f"文件已损坏或不是 Excel 工作簿（可能下载或复制不完整），{_FIX_RESAVE}"), None
     total = sum(i.file_size for i in infos)
     too_compressed = any(
         i.file_size > 1024 * 1024 and i.file_size > MAX_COMPRESSION_RATIO * max(i.compress_size, 1) for i in infos
     )
     if len(infos) > MAX_ZIP_ENTRIES or total > MAX_UNCOMPRESSED_BYTES or too_compressed:
-        return "file-suspicious", ("文件解压后体积异常（可能已损坏或为恶意文件），已跳过。"
-                                   "请用 Excel 打开确认内容后另存为 .xlsx 重新放入")
-    return None
+        return ("file-suspicious", ("文件解压后体积异常（可能已损坏或为恶意文件），已跳过。"
+                                    "请用 Excel 打开确认内容后另存为 .xlsx 重新放入")), None
+    return None, zf
 
 
 def _grid(sheet) -> pd.DataFrame:
@@ -173,10 +176,12 @@ def _grid(sheet) -> pd.DataFrame:
     positions are Excel positions; calamine returns '' for an empty cell, the contract wants None."""
     rows = sheet.to_python(skip_empty_area=False)
     width = max((len(r) for r in rows), default=0)
-    cleaned = [[None if v == "" else v for v in r] + [None] * (width - len(r)) for r in rows]
-    grid = pd.DataFrame(cleaned, columns=range(width), dtype=object)
-    grid.index = pd.RangeIndex(1, len(cleaned) + 1)
-    return grid
+    cells = np.empty((len(rows), width), dtype=object)  # all None; one 2-D block, no per-column inference
+    for i, r in enumerate(rows):
+        for j, v in enumerate(r):
+            if v != "":
+                cells[i, j] = v
+    return pd.DataFrame(cells, index=pd.RangeIndex(1, len(rows) + 1), columns=range(width), dtype=object, copy=False)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -299,32 +304,59 @@ _VALUE_RE = re.compile(rb"<(?:\w+:)?v>([^<]+)</(?:\w+:)?v>")
 _MERGE_RE = re.compile(rb'<(?:\w+:)?mergeCell\s[^>]*?ref="([A-Z]+\d+:[A-Z]+\d+)"')
 _HIDDEN_ROW_RE = re.compile(rb'<(?:\w+:)?row\s[^>]*?\br="(\d+)"[^>]*?\bhidden="(?:1|true)"')
 _PERCENT_BUILTIN = {9, 10}
-_NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+_REL_ID = "http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"  # as _xml_elements spells it
 
 
-def _sheet_xml_facts(data: bytes, wanted: set[str] | None = None) -> dict[str, _SheetFacts]:
-    """Sheet name → facts (of the `wanted` sheets, default all). Any surprise in the package gives {} (the values
-    calamine read are still used)."""
+def _sheet_xml_facts(zf: zipfile.ZipFile, wanted: set[str] | None = None) -> dict[str, _SheetFacts]:
+    """Sheet name → facts (of the `wanted` sheets, default all) of the opened package. Any surprise in the package
+    gives {} (the values calamine read are still used)."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            parts = _sheet_parts(zf)
-            percent_styles = _percent_styles(zf)
-            names = set(zf.namelist())
-            return {name: _scan_sheet(zf.read(part), percent_styles) for name, part in parts.items()
-                    if part in names and (wanted is None or name in wanted)}
+        parts = _sheet_parts(zf)
+        percent_styles = _percent_styles(zf)
+        names = set(zf.namelist())
+        return {name: _scan_sheet(zf.read(part), percent_styles) for name, part in parts.items()
+                if part in names and (wanted is None or name in wanted)}
     except Exception:  # noqa: BLE001 -- a malformed part only costs us the extra facts, never the file
         return {}
 
 
+def _xml_elements(xml: bytes) -> list[tuple[int, str, dict[str, str]]]:
+    """(depth, tag, attributes) of every element of an XML part, in document order; the root has depth 0. Names in
+    a namespace are spelled `namespace}local` (ElementTree's `{namespace}local` without the brace). Parsed by expat
+    directly with defusedxml's defences: any entity declaration, external reference or unknown entity raises. (An
+    ElementTree of the part costs several times more, and only a few attributes are read.)"""
+    out: list[tuple[int, str, dict[str, str]]] = []
+    depth = 0
+
+    def start(tag, attrs):
+        nonlocal depth
+        out.append((depth, tag, attrs))
+        depth += 1
+
+    def end(_tag):
+        nonlocal depth
+        depth -= 1
+
+    def forbidden(*_args):
+        raise ValueError("XML entities are not allowed in a workbook part")
+
+    parser = expat.ParserCreate(None, "}")
+    parser.StartElementHandler, parser.EndElementHandler = start, end
+    parser.EntityDeclHandler = parser.UnparsedEntityDeclHandler = forbidden
+    parser.ExternalEntityRefHandler = parser.SkippedEntityHandler = forbidden
+    parser.Parse(xml, True)
+    return out
+
+
 def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
-    """Sheet name → its part path, through workbook.xml and its relationships (parsed with defusedxml)."""
-    book = SafeET.fromstring(zf.read("xl/workbook.xml"))
-    rels = SafeET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
-    targets = {r.get("Id"): r.get("Target", "") for r in rels}
+    """Sheet name → its part path, through workbook.xml and its relationships."""
+    book = _xml_elements(zf.read("xl/workbook.xml"))
+    rels = _xml_elements(zf.read("xl/_rels/workbook.xml.rels"))
+    targets = {attrs.get("Id"): attrs.get("Target", "") for depth, _tag, attrs in rels if depth == 1}
     out = {}
-    for sheet in book.iter():
-        if sheet.tag.endswith("}sheet") and sheet.get(_NS_REL) in targets:
-            target = targets[sheet.get(_NS_REL)]
+    for _depth, tag, sheet in book:
+        if tag.endswith("}sheet") and sheet.get(_REL_ID) in targets:
+            target = targets[sheet.get(_REL_ID)]
             out[sheet.get("name")] = target.lstrip("/") if target.startswith("/") else \
                 posixpath.normpath(posixpath.join("xl", target))
     return out
@@ -334,29 +366,69 @@ def _percent_styles(zf: zipfile.ZipFile) -> set[int]:
     """Indexes into cellXfs whose number format shows a percentage."""
     if "xl/styles.xml" not in zf.namelist():
         return set()
-    styles = SafeET.fromstring(zf.read("xl/styles.xml"))
-    custom = {int(n.get("numFmtId")) for n in styles.iter() if n.tag.endswith("}numFmt")
+    styles = _xml_elements(zf.read("xl/styles.xml"))
+    custom = {int(n.get("numFmtId")) for _depth, tag, n in styles if tag.endswith("}numFmt")
               and "%" in (n.get("formatCode") or "")}
-    xfs = next((n for n in styles.iter() if n.tag.endswith("}cellXfs")), None)
-    if xfs is None:
+    at = next((i for i, (_depth, tag, _n) in enumerate(styles) if tag.endswith("}cellXfs")), None)
+    if at is None:
         return set()
+    level, xfs = styles[at][0], []  # the children of cellXfs: one level deeper, up to the end of cellXfs
+    for depth, _tag, xf in styles[at + 1:]:
+        if depth <= level:
+            break
+        if depth == level + 1:
+            xfs.append(xf)
     return {i for i, xf in enumerate(xfs) if int(xf.get("numFmtId") or 0) in (_PERCENT_BUILTIN | custom)}
 
 
 def _scan_sheet(xml: bytes, percent_styles: set[int]) -> _SheetFacts:
     facts = _SheetFacts()
-    for m in _CELL_RE.finditer(xml):
-        attrs = dict(_ATTR_RE.findall(m[1]))
-        ref = attrs.get(b"r", b"").decode()
-        if not ref:
-            continue
-        if _FORMULA_RE.search(m[2]) and not _VALUE_RE.search(m[2]):
-            facts.uncached.append(ref)
-        if percent_styles and attrs.get(b"s", b"").isdigit() and int(attrs[b"s"]) in percent_styles:
-            facts.percent.add(ref)
-    facts.merged = [r.decode() for r in _MERGE_RE.findall(xml)]
-    facts.hidden_rows = [int(r) for r in _HIDDEN_ROW_RE.findall(xml)]
+    # Walking every cell is what costs, and most sheets need none of it: no formula anywhere in the part, and no
+    # percent style used by anything in it. Both tests may say yes wrongly (then the walk finds nothing), never no.
+    formulas = _may_hold_formula(xml)
+    percent = bool(percent_styles) and _may_use_style(xml, percent_styles)
+    if formulas or percent:
+        for m in _CELL_RE.finditer(xml):
+            uncached = formulas and _FORMULA_RE.search(m[2]) and not _VALUE_RE.search(m[2])
+            if not uncached and not percent:
+                continue
+            attrs = dict(_ATTR_RE.findall(m[1]))
+            ref = attrs.get(b"r", b"").decode()
+            if not ref:
+                continue
+            if uncached:
+                facts.uncached.append(ref)
+            if percent and attrs.get(b"s", b"").isdigit() and int(attrs[b"s"]) in percent_styles:
+                facts.percent.add(ref)
+    # Substring tests first: a regex over the whole part costs far more than finding that its tag is absent.
+    first_merge = xml.find(b"mergeCell")
+    if first_merge >= 0:  # a match starts at the last `<` before its tag name, so not before this one's
+        facts.merged = [r.decode() for r in _MERGE_RE.findall(xml, max(xml.rfind(b"<", 0, first_merge), 0))]
+    if b"hidden" in xml:
+        facts.hidden_rows = [int(r) for r in _HIDDEN_ROW_RE.findall(xml)]
     return facts
+
+
+_FORMULA_END = frozenset(b" \t\n\r\f\v>/")
+_ZERO_PADDED_STYLE_RE = re.compile(rb's="0+\d')
+
+
+def _may_hold_formula(xml: bytes) -> bool:
+    """False only when _FORMULA_RE cannot match: each of its matches is `<f` or `:f` (after a prefix) followed by
+    a space, `>` or `/`. Found by substring search: `<formula1>` of data validations is the usual near miss."""
+    for tag in (b"<f", b":f"):
+        at = xml.find(tag)
+        while at >= 0:
+            if at + 2 >= len(xml) or xml[at + 2] in _FORMULA_END:
+                return True
+            at = xml.find(tag, at + 2)
+    return False
+
+
+def _may_use_style(xml: bytes, styles: set[int]) -> bool:
+    """False only when no `s="…"` of the part names one of `styles` (as a cell's style attribute read by _scan_sheet,
+    digits possibly zero-padded)."""
+    return any(b's="%d"' % s in xml for s in styles) or _ZERO_PADDED_STYLE_RE.search(xml) is not None
 
 
 def _apply_xml_facts(src: SourceFile | None, facts: dict[str, _SheetFacts]) -> list[Issue]:

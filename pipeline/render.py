@@ -2,26 +2,40 @@
 
 Every string that came from an input cell is written with `write_string`, and the workbook is opened with
 `strings_to_formulas` / `strings_to_urls` off, so `=HYPERLINK(…)` typed by a user stays inert text.
+
+Speed (a workbook per unit, thousands of units): tables are written from column lists (`Book.grid`), never through
+pandas row access; on the pinned xlsxwriter version (`_FAST_XLSXWRITER`) the table cells go straight into the
+worksheet's cell table and `<sheetData>` is written by `_Sheet`, both producing exactly the bytes xlsxwriter's own
+methods produce (tests/test_render.py compares the two paths). A text cell is always a shared string: nothing is
+parsed as a formula, a number or a URL on either path.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
+import itertools
 import math
 import re
 import unicodedata
 import urllib.parse
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xlsxwriter
+from xlsxwriter import worksheet as _xw
+from xlsxwriter.utility import xl_col_to_name
 
 from . import __version__
 from . import formulas_xl as fx
 from .atomic import atomic_output
-from .issues import issues_frame
+from .issues import SEVERITY_ORDER, issues_frame
 from .numbers import excel_round, records
 
 SAFE_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
@@ -64,12 +78,157 @@ def _text_width(text: str) -> int:  # the same labels and figures recur in every
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
+# On these xlsxwriter versions (requirements.txt pins one) table cells are stored directly and <sheetData> is written
+# by `_Sheet`; both rely on xlsxwriter internals checked against the stock methods by tests/test_render.py. On any
+# other version everything goes through xlsxwriter's public methods: the same bytes, only slower.
+_FAST_XLSXWRITER = ("3.3.1",)
+_FAST = xlsxwriter.__version__ in _FAST_XLSXWRITER
+_FORMULA_ERRORS = ("#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!")
+
+
+class _Sheet(_xw.Worksheet):
+    """xlsxwriter's Worksheet with a faster writer of `<sheetData>`: the same XML byte for byte (rows and cells in
+    the same order, format indices assigned in the same order), without a method call and an attribute list per
+    cell. Cell kinds other than number, shared string, blank and plain formula, and cells without a format, are
+    handed to xlsxwriter's own `_write_cell`."""
+
+    def _calculate_spans(self) -> None:
+        # The `spans` of a block of 16 rows: first:last column (1-based) with a cell or a comment in the block.
+        rmin, rmax, cmin, cmax = self.dim_rowmin, self.dim_rowmax, self.dim_colmin, self.dim_colmax
+        low: dict[int, int] = {}
+        high: dict[int, int] = {}
+        for rows in (self.table, self.comments):
+            for row, cells in rows.items():
+                if not cells or row < rmin or row > rmax:
+                    continue
+                first, last = min(cells), max(cells)
+                if first < cmin or last > cmax:
+                    inside = [c for c in cells if cmin <= c <= cmax]
+                    if not inside:
+                        continue
+                    first, last = min(inside), max(inside)
+                block = row // 16
+                if block not in low or first < low[block]:
+                    low[block] = first
+                if block not in high or last > high[block]:
+                    high[block] = last
+        self.row_spans = {block: f"{low[block] + 1}:{high[block] + 1}" for block in low}
+
+    def _write_rows(self) -> None:
+        self._calculate_spans()
+        table, comments, row_info, spans = self.table, self.comments, self.row_info, self.row_spans
+        rmin, rmax, cmin, cmax = self.dim_rowmin, self.dim_rowmax, self.dim_colmin, self.dim_colmax
+        rows = sorted({r for r, cells in table.items() if cells} | set(comments) | set(row_info))
+        plain_rows = self.default_row_height == self.original_row_height and self.excel_version != 2010
+        letters = {c: xl_col_to_name(c) for c in range(cmin, cmax + 1)}
+        xf: dict = {}
+        write = self.fh.write
+        number_cell, string_cell = _xw.CellNumberTuple, _xw.CellStringTuple
+        blank_cell, formula_cell = _xw.CellBlankTuple, _xw.CellFormulaTuple
+        for row in rows:
+            if row < rmin or row > rmax:
+                continue
+            cells = table.get(row)
+            span = spans.get(row // 16)
+            info = row_info.get(row)
+            if not cells:
+                self._write_empty_row(row, span, info)
+                continue
+            if info is None and plain_rows:
+                write(f'<row r="{row + 1}" spans="{span}">' if span else f'<row r="{row + 1}">')
+            else:
+                self._write_row(row, span, info)
+            n = str(row + 1)
+            out = []
+            for col in sorted(cells):
+                if col < cmin or col > cmax:
+                    continue
+                cell = cells[col]
+                kind, fmt = cell.__class__, cell.format
+                if fmt is None or (kind is not string_cell and kind is not number_cell and kind is not blank_cell
+                                   and kind is not formula_cell):
+                    write("".join(out))
+                    out = []
+                    self._write_cell(row, col, cell)
+                    continue
+                s = xf.get(fmt)
+                if s is None:
+                    s = xf[fmt] = fmt._get_xf_index()
+                if kind is string_cell:
+                    out.append(f'<c r="{letters[col]}{n}" s="{s}" t="s"><v>{cell.string}</v></c>')
+                elif kind is number_cell:
+                    out.append(f'<c r="{letters[col]}{n}" s="{s}"><v>{cell.number:.16G}</v></c>')
+                elif kind is blank_cell:
+                    out.append(f'<c r="{letters[col]}{n}" s="{s}"/>')
+                else:
+                    value, t = cell.value, ""
+                    if isinstance(value, bool):
+                        value, t = (1 if value else 0), ' t="b"'
+                    elif isinstance(value, str) and value != "":
+                        t = ' t="e"' if value in _FORMULA_ERRORS else ' t="str"'
+                    out.append(f'<c r="{letters[col]}{n}" s="{s}"{t}><f>{self._escape_data(cell.formula)}</f>'
+                               f'<v>{self._escape_data(value)}</v></c>')
+            out.append("</row>")
+            write("".join(out))
+
+
+# Formula text → xlsxwriter's prepared form (None: a dynamic-array or array formula, left to write_formula). The
+# same formulas recur in every unit's workbook (same framework, same rows), and preparing one runs ~30 regexes.
+_PREPARED: dict[str, str | None] = {}
+
+
+def _prepared_formula(ws, text: str) -> str | None:
+    try:
+        return _PREPARED[text]
+    except KeyError:
+        pass
+    if not isinstance(text, str) or not text or (text.startswith("{") and text.endswith("}")) \
+            or _xw.re_dynamic_function.search(text):
+        prepared = None
+    else:
+        prepared = ws._prepare_formula(text)
+    if len(_PREPARED) > 50_000:
+        _PREPARED.clear()
+    _PREPARED[text] = prepared
+    return prepared
+
+
+def _widest(values: list, short: int) -> int:
+    """The widest display (as `Book._grow` measures it) of the floats and short texts of a column; -1 if none.
+    A float is shown as `f"{v:,.2f}"`, whose length only grows with |v| (plus one for a sign), so the extremes
+    decide: no formatting of every figure."""
+    widest = -1
+    floats = [v for v in values if v.__class__ is float and v - v == 0]  # finite: NaN is blank, ±inf refused
+    if floats:
+        low, high = min(floats), max(floats)
+        widest = max(len(f"{low:,.2f}"), len(f"{high:,.2f}"))
+        if low == 0 and widest < 5 and any(math.copysign(1.0, v) < 0 for v in floats if v == 0):
+            widest = 5  # -0.0 shows as "-0.00"
+    texts = [v for v in values if v.__class__ is str and len(v) <= short]
+    if texts:
+        widest = max(widest, max(map(_text_width, texts)))
+    return widest
+
+
+def _touch(ws, first_row: int, first_col: int, last_row: int, last_col: int) -> None:
+    """Extend the worksheet's used range as xlsxwriter's `_check_dimensions` does for every cell written."""
+    if ws.dim_rowmin is None or first_row < ws.dim_rowmin:
+        ws.dim_rowmin = first_row
+    if ws.dim_rowmax is None or last_row > ws.dim_rowmax:
+        ws.dim_rowmax = last_row
+    if ws.dim_colmin is None or first_col < ws.dim_colmin:
+        ws.dim_colmin = first_col
+    if ws.dim_colmax is None or last_col > ws.dim_colmax:
+        ws.dim_colmax = last_col
+
+
 class Book:
     """A thin wrapper over an xlsxwriter Workbook with this project's formats and safe writes."""
 
     def __init__(self, path: Path, header_text: str):
         self.path = path
         self.header_text = header_text
+        self.fast = _FAST
         self.wb = xlsxwriter.Workbook(str(path), {**SAFE_OPTIONS, "in_memory": True})  # no temp file per sheet
         self.wb.set_properties({"created": FIXED_CREATED, "author": "pipeline", "title": header_text})
         f = self.wb.add_format
@@ -94,7 +253,7 @@ class Book:
         self.widths: dict[str, dict[int, int]] = {}
 
     def sheet(self, name: str, landscape: bool = True, header_rows: int | None = None):
-        ws = self.wb.add_worksheet(name)
+        ws = self.wb.add_worksheet(name, worksheet_class=_Sheet if self.fast else None)
         ws.set_paper(9)  # A4
         ws.set_landscape() if landscape else ws.set_portrait()
         ws.fit_to_pages(1, 0)
@@ -123,6 +282,17 @@ class Book:
             ws.write_string(row, col, str(value), f)
             self._grow(ws, col, str(value))
 
+    def formula(self, ws, row: int, col: int, text: str, fmt: str, value) -> None:
+        """`write_formula` with its cached value (xlsxwriter's preparation of the text is cached across workbooks)."""
+        f = self.fmt[fmt]
+        if self.fast and not ws.use_future_functions:
+            prepared = _prepared_formula(ws, text)
+            if prepared is not None:
+                if not ws._check_dimensions(row, col):
+                    ws.table[row][col] = _xw.CellFormulaTuple(prepared, f, value)
+                return
+        ws.write_formula(row, col, text, f, value)
+
     def _grow(self, ws, col: int, text: str) -> None:
         widths = self.widths[ws.name]
         widths[col] = max(widths.get(col, 6), min(display_width(text) + 2, 50))
@@ -131,67 +301,230 @@ class Book:
               span_last: int = 0) -> int:
         """A header row and one row per dict; `columns` are (field, format). With `span_last`, the last column is
         merged over that many more columns (long text under narrow number columns). Returns the next free row."""
-        last = len(columns) - 1
+        data = [[record.get(name) for record in rows] for name, _ in columns]
+        return self.grid(ws, top, columns, data, len(rows), left, span_last)
+
+    def grid(self, ws, top: int, columns: list[tuple[str, str]], data: list[list], n: int, left: int = 0,
+             span_last: int = 0) -> int:
+        """`table` from column lists: data[j] holds the n values of columns[j]. Returns the next free row."""
+        header = self.fmt["header"]
         for j, (name, _) in enumerate(columns):
-            ws.write_string(top, left + j, name, self.fmt["header"])
+            ws.write_string(top, left + j, name, header)
             self._grow(ws, left + j, name)
-        for i, record in enumerate(rows, start=1):
-            for j, (name, fmt) in enumerate(columns):
-                if span_last and j == last:
-                    value = record.get(name)
-                    ws.merge_range(top + i, left + j, top + i, left + j + span_last,
-                                   "" if value is None else str(value), self.fmt[fmt])
-                else:
-                    self.write(ws, top + i, left + j, record.get(name), fmt)
         if span_last:
-            ws.merge_range(top, left + last, top, left + last + span_last, columns[-1][0], self.fmt["header"])
-        return top + len(rows) + 1
+            last = len(columns) - 1
+            for i, values in enumerate(zip(*data), start=top + 1):
+                for j in range(last):
+                    self.write(ws, i, left + j, values[j], columns[j][1])
+                value = values[last]
+                ws.merge_range(i, left + last, i, left + last + span_last, "" if value is None else str(value),
+                               self.fmt[columns[last][1]])
+            ws.merge_range(top, left + last, top, left + last + span_last, columns[-1][0], header)
+        elif n:
+            self._fill(ws, top + 1, left, columns, data, n)
+        return top + n + 1
+
+    def _fill(self, ws, top: int, left: int, columns: list[tuple[str, str]], data: list[list], n: int) -> None:
+        """The body of a table, row by row and left to right as `write` goes (shared strings are numbered in the
+        order of first use, so the order is part of the output). Values of the common types (str, float, None) are
+        stored as cells directly; any other value goes through `write`."""
+        names = [fmt for _, fmt in columns]
+        last_row, last_col = top + n - 1, left + len(columns) - 1
+        if not self.fast or ws.constant_memory or last_row >= ws.xls_rowmax or last_col >= ws.xls_colmax:
+            for i, values in enumerate(zip(*data), start=top):
+                for j, value in enumerate(values):
+                    self.write(ws, i, left + j, value, names[j])
+            return
+        fmts = [self.fmt[name] for name in names]
+        blanks = [_xw.CellBlankTuple(f) for f in fmts]
+        number_cell, string_cell, new = _xw.CellNumberTuple, _xw.CellStringTuple, tuple.__new__
+        shared = ws.str_table._get_shared_string_index
+        short = ws.xls_strmax // 2  # longer text may need truncating: left to write_string
+        table = ws.table
+        for i, values in enumerate(zip(*data), start=top):
+            cells = table[i]
+            for j, value in enumerate(values):
+                kind = value.__class__
+                if kind is float:
+                    if value - value:  # NaN or ±inf
+                        if math.isnan(value):
+                            cells[left + j] = blanks[j]
+                        else:
+                            self.write(ws, i, left + j, value, names[j])  # xlsxwriter refuses it, as before
+                    else:
+                        cells[left + j] = new(number_cell, (value, fmts[j]))
+                elif kind is str and len(value) <= short:
+                    cells[left + j] = new(string_cell, (shared(value), fmts[j]))
+                elif value is None:
+                    cells[left + j] = blanks[j]
+                else:
+                    self.write(ws, i, left + j, value, names[j])  # grows the width itself
+        _touch(ws, top, left, last_row, last_col)
+        widths = self.widths[ws.name]
+        for j, values in enumerate(data):
+            w = _widest(values, short)
+            if w >= 0:
+                widths[left + j] = max(widths.get(left + j, 6), min(w + 2, 50))
 
     def close(self) -> None:
         for ws in self.wb.worksheets():
             for col, width in self.widths.get(ws.name, {}).items():
                 ws.set_column(col, col, width)
         self.wb.close()
+        # Each worksheet holds the workbook's add_format (a bound method): a reference cycle that would leave the
+        # whole written workbook, thousands of cell objects, to the cyclic garbage collector (its collections took
+        # ~15% of the render time). Without the cycle reference counting frees it all when the Book goes.
+        for ws in self.wb.worksheets():
+            ws.workbook_add_format = None
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a workbook is built. Building one allocates thousands of cell objects
+    that live until it is written; each collection meanwhile would traverse every object of the process (in a run:
+    the whole evaluation) and free nothing, since a written workbook leaves no reference cycle (`Book.close`).
+    Left as it was when it was already off."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def render_unit_workbook(report: UnitReport, path: Path) -> Path:
     """Write one unit's evaluation workbook atomically; returns the final path."""
-    with atomic_output(path) as tmp:
-        unit = report.unit
-        book = Book(tmp, f"{unit.get('单位名称') or ''} {unit['财年']}年度部门整体支出绩效评价")
-        _summary_sheet(book, report)
-        if report.monitoring is not None:
-            _monitoring_sheet(book, report)
-        _details_sheet(book, report)
-        _budget_sheet(book, report)
-        _targets_sheet(book, report)
-        _work_stats_sheet(book, report)
-        _year_on_year_sheet(book, report)
-        _issues_sheet(book, report)
-        _about_sheet(book, report)
-        book.close()
+    with _collector_paused(), atomic_output(path) as tmp:
+        _write_unit_workbook(report, tmp)  # its Book is gone on return, before the collector is back
     return path
 
 
+def _write_unit_workbook(report: UnitReport, path: Path) -> None:
+    unit = report.unit
+    book = Book(path, f"{unit.get('单位名称') or ''} {unit['财年']}年度部门整体支出绩效评价")
+    _summary_sheet(book, report)
+    if report.monitoring is not None:
+        _monitoring_sheet(book, report)
+    _details_sheet(book, report)
+    _budget_sheet(book, report)
+    _targets_sheet(book, report)
+    _work_stats_sheet(book, report)
+    _year_on_year_sheet(book, report)
+    _issues_sheet(book, report)
+    _about_sheet(book, report)
+    book.close()
+
+
+def _columns(df: pd.DataFrame) -> dict[str, list]:
+    """Each column of a frame as a list of Python scalars (what `records` gives per row), by name; of a repeated
+    name the last column, as in `records`."""
+    return {name: s.tolist() for name, s in df.items()}
+
+
+def _table_data(cols: dict[str, list], columns: list[tuple[str, str]], n: int) -> list[list]:
+    """The column lists of a table; a field the frame lacks is empty (as `record.get` in `Book.table`)."""
+    return [cols[name] if name in cols else [None] * n for name, _ in columns]
+
+
+def _floats(values: list) -> bool:
+    return all(v.__class__ is float for v in values)
+
+
+# The pure-Python sums below reproduce what this pandas version computes (tests/test_render.py compares them with
+# pandas on adversarial figures); on any other version pandas is asked.
+_PANDAS_SUMS = pd.__version__ in ("3.1.1",)
+
+
+def _column_sum(df: pd.DataFrame, name: str, values: list):
+    """`pd.to_numeric(df[name]).sum()`. A float column is summed as pandas sums it (NaN as 0, numpy's sum of the
+    same array) without the pandas call per figure."""
+    if _PANDAS_SUMS and _floats(values):
+        a = np.array(values, dtype=np.float64)
+        a[np.isnan(a)] = 0.0
+        return a.sum()
+    return pd.to_numeric(df[name]).sum()
+
+
+def _group_sums(keys: list, columns: list[list], one_block: bool) -> dict | None:
+    """`groupby(keys, sort=False)` sums of float64 columns (given as lists) as pandas computes them, without
+    building a group-by for a handful of rows: key → [sum per column], groups in order of first appearance, a
+    missing key left out (keys are text). pandas sums a column with `np.add.reduceat` when every group's rows are
+    contiguous and the values have no NaN, otherwise with its Kahan-compensated loop skipping NaN. With `one_block`
+    (a `[[a, b]].sum()`) pandas looks for NaN in the columns' shared memory block: when only some columns have NaN
+    the answer would depend on the frame's layout, and None says "ask pandas"."""
+    groups: dict = {}
+    ids = []
+    for key in keys:
+        if key.__class__ is str:
+            ids.append(groups.setdefault(key, len(groups)))
+        elif pd.isna(key):
+            ids.append(-1)
+        else:  # pandas' own notion of equal keys (1, 1.0, True) is not a dict's
+            return None
+    if not groups:
+        return {}
+    with_nan = [any(map(math.isnan, column)) for column in columns]
+    if one_block and any(with_nan) and not all(with_nan):
+        return None
+    contiguous = all(a <= b for a, b in itertools.pairwise(ids))
+    sums = [[0.0] * len(groups) for _ in columns]
+    for j, column in enumerate(columns):
+        if contiguous and not with_nan[j]:
+            skip = ids.count(-1)  # the rows of missing keys come first
+            starts = [i for i in range(skip, len(ids)) if i == skip or ids[i] != ids[i - 1]]
+            seg = np.add.reduceat(np.array(column[skip:], dtype=np.float64), np.array(starts) - skip)
+            sums[j] = seg.tolist()
+            continue
+        total, comp = sums[j], [0.0] * len(groups)
+        for g, x in zip(ids, column):
+            if g < 0 or math.isnan(x):
+                continue
+            y = x - comp[g]
+            t = total[g] + y
+            c = t - total[g] - y
+            comp[g] = c if c - c == 0 else 0.0  # pandas resets a non-finite compensation (±inf values)
+            total[g] = t
+    return {key: [sums[j][g] for j in range(len(columns))] for key, g in groups.items()}
+
+
+def _float64(df: pd.DataFrame, *names: str) -> bool:
+    return df.columns.is_unique and all(name in df.columns and df[name].dtype == np.float64 for name in names)
+
+
 def _indicator_rows(report: UnitReport, names) -> list[dict]:
-    by_name = {r["计算方法"]: r for r in records(report.indicators)}
+    ind = report.indicators
+    if not len(ind):
+        return []
+    calc, values, states, notes = (ind[c].tolist() for c in ("计算方法", "值", "状态", "说明"))
+    by_name = {name: k for k, name in enumerate(calc)}  # the last row of a name, as a dict of records keeps it
     rows = []
     for name in names:
-        r = by_name.get(name)
-        if r is None:
+        k = by_name.get(name)
+        if k is None:
             continue
-        value = excel_round(r["值"], 4) if r["状态"] == "正常" and not pd.isna(r["值"]) else None
-        rows.append({"指标": name, "值": value, "状态": r["状态"], "计算过程": r["说明"]})
+        v = values[k]
+        value = excel_round(v, 4) if states[k] == "正常" and not pd.isna(v) else None
+        rows.append({"指标": name, "值": value, "状态": states[k], "计算过程": notes[k]})
     return rows
 
 
 def _level1_rows(report: UnitReport) -> list[dict]:
     d = report.details
-    groups = d.groupby("一级指标", sort=False).agg(分值=("分值", "sum"), 得分=("得分", "sum")).reset_index()
+    sums = None
+    if _PANDAS_SUMS and _float64(d, "分值", "得分") and "一级指标" in d.columns:
+        # the named aggregation below sums each column on its own
+        sums = _group_sums(d["一级指标"].tolist(), [d["分值"].tolist(), d["得分"].tolist()], one_block=False)
+    if sums is not None:
+        groups = [(name, p, s) for name, (p, s) in sums.items()]
+    else:
+        agg = d.groupby("一级指标", sort=False).agg(分值=("分值", "sum"), 得分=("得分", "sum")).reset_index()
+        groups = [(g["一级指标"], g["分值"], g["得分"]) for g in records(agg)]
     rows = []
-    for g in records(groups):
-        points, score = excel_round(g["分值"], 2), excel_round(g["得分"], 2)
-        rows.append({"一级指标": g["一级指标"], "分值": points, "得分": score, "失分": excel_round(points - score, 2),
+    for name, p, s in groups:
+        points, score = excel_round(p, 2), excel_round(s, 2)
+        rows.append({"一级指标": name, "分值": points, "得分": score, "失分": excel_round(points - score, 2),
                      "得分率": excel_round(score / points, 4) if points else None})
     return rows
 
@@ -223,7 +556,7 @@ def _summary_sheet(book: Book, report: UnitReport) -> None:
     ws.write_string(r, 0, "关键指标", book.fmt["subtitle"])
     r = book.table(ws, r + 1, [("指标", "text"), ("值", "percent"), ("状态", "text"), ("计算过程", "text")],
                    _indicator_rows(report, KEY_RATES)) + 1
-    counts = pd.Series([i.severity for i in report.issues]).value_counts()
+    counts = Counter(i.severity for i in report.issues)
     ws.write_string(r, 0, "数据问题", book.fmt["subtitle"])
     for j, sev in enumerate(("错误", "警告", "提示"), start=1):
         book.write(ws, r + j, 0, sev, "label")
@@ -237,8 +570,8 @@ def _total_formulas(book: Book, ws, report: UnitReport, r: int) -> None:
     if not n or total.get("总分") is None or pd.isna(total.get("总分")):
         return
     fw = report.framework
-    ws.write_formula(r, 1, fx.sum_range(_details_range("得分", n), fw.digits), book.fmt["total"], total["总分"])
-    ws.write_formula(r + 1, 1, fx.grade(f"B{r + 1}", fw.grades), book.fmt["total"], total.get("等级") or "无法评级")
+    book.formula(ws, r, 1, fx.sum_range(_details_range("得分", n), fw.digits), "total", total["总分"])
+    book.formula(ws, r + 1, 1, fx.grade(f"B{r + 1}", fw.grades), "total", total.get("等级") or "无法评级")
 
 
 def _level1_formulas(book: Book, ws, report: UnitReport, top: int, level1: list[dict]) -> None:
@@ -249,11 +582,11 @@ def _level1_formulas(book: Book, ws, report: UnitReport, top: int, level1: list[
     names, points, scores = (_details_range(c, n) for c in ("一级指标", "分值", "得分"))
     for k, g in enumerate(level1, start=1):
         row, x = top + k, top + k + 1  # 0-based row, Excel row
-        ws.write_formula(row, 1, fx.sum_if(names, f"A{x}", points, 2), book.fmt["number"], g["分值"])
-        ws.write_formula(row, 2, fx.sum_if(names, f"A{x}", scores, 2), book.fmt["number"], g["得分"])
-        ws.write_formula(row, 3, fx.difference(f"B{x}", f"C{x}", 2), book.fmt["number"], g["失分"])
+        book.formula(ws, row, 1, fx.sum_if(names, f"A{x}", points, 2), "number", g["分值"])
+        book.formula(ws, row, 2, fx.sum_if(names, f"A{x}", scores, 2), "number", g["得分"])
+        book.formula(ws, row, 3, fx.difference(f"B{x}", f"C{x}", 2), "number", g["失分"])
         if g["得分率"] is not None:
-            ws.write_formula(row, 4, fx.share(f"C{x}", f"B{x}"), book.fmt["percent"], g["得分率"])
+            book.formula(ws, row, 4, fx.share(f"C{x}", f"B{x}"), "percent", g["得分率"])
 
 
 def _score_chart(book: Book, ws, header_row: int, n: int, anchor: str) -> None:
@@ -290,11 +623,14 @@ DETAIL_INPUT_NOTES = {
     "偏离度扣减": "偏离度达到参数表“偏离度档”时扣减该项分值的比例。",
 }
 DETAILS_SHEET = "评分明细"
+_DETAIL_INDEX = {name: j for j, (name, _) in enumerate(DETAIL_SHEET_COLUMNS)}
+_DETAIL_LETTER = {name: xl_col_to_name(j) for name, j in _DETAIL_INDEX.items()}
+_COMMENT_SIZE = {"x_scale": 2, "y_scale": 1.5}
 
 
 def _sheet_col(name: str) -> str:
     """Column letter of a 评分明细 column."""
-    return xlsxwriter.utility.xl_col_to_name([c for c, _ in DETAIL_SHEET_COLUMNS].index(name))
+    return _DETAIL_LETTER[name]
 
 
 def _details_range(name: str, n: int) -> str:
@@ -303,6 +639,7 @@ def _details_range(name: str, n: int) -> str:
     return f"'{DETAILS_SHEET}'!${c}$2:${c}${n + 1}"
 
 
+@functools.lru_cache(maxsize=4096)
 def _row_refs(excel_row: int) -> fx.RowRefs:
     ref = lambda name: f"{_sheet_col(name)}{excel_row}"  # noqa: E731
     return fx.RowRefs(points=ref("分值"), rate=ref("完成率"), value=ref("计算值"), target=ref("目标值"),
@@ -318,7 +655,7 @@ def _detail_formulas(book: Book, ws, i: int, r: dict, rule: dict | None, fw) -> 
     values. Rows that are not 正常 (不适用, 无法计算, 数据缺失) keep their constants."""
     if r["状态"] != "正常" or rule is None or r["评分方法"] not in fx.SCORE_BUILDERS:
         return
-    col = {name: j for j, (name, _) in enumerate(DETAIL_SHEET_COLUMNS)}
+    col = _DETAIL_INDEX
     method, params, refs = r["评分方法"], rule["_params"], _row_refs(i + 1)
     value, target = _num(r.get("_value")), _num(r.get("_target"))
     if value is None:
@@ -328,7 +665,7 @@ def _detail_formulas(book: Book, ws, i: int, r: dict, rule: dict | None, fw) -> 
         book.write(ws, i, col[name], v, fmt)
 
     def formula(name, text, cached, fmt):
-        ws.write_formula(i, col[name], text, book.fmt[fmt], cached)
+        book.formula(ws, i, col[name], text, fmt, cached)
 
     extra = {}
     if method == "绩效目标":
@@ -356,59 +693,99 @@ def _detail_formulas(book: Book, ws, i: int, r: dict, rule: dict | None, fw) -> 
     formula("得分", fx.score_formula(method, refs, params, fw.digits, **extra), r["得分"], "number")
 
 
+@dataclass
+class _FrameworkParts:
+    """What the workbook takes from the framework alone, built once per framework in a process."""
+
+    rows: pd.DataFrame
+    rules: dict          # 指标编码 → the framework row (as a record)
+    rule_table: list     # column lists of the 评分规则 table of 说明
+
+
+_RULE_COLUMNS = [("指标编码", "text"), ("一级指标", "text"), ("二级指标", "text"), ("三级指标", "text"),
+                 ("分值", "number"), ("评分方法", "text"), ("评分标准说明", "text")]
+_FRAMEWORKS: dict = {}
+
+
+def _framework_parts(fw) -> _FrameworkParts:
+    """Cached per framework: by its file's SHA-256 (a framework is not changed after loading; also a worker process
+    receiving a pickled copy per unit hits the cache), else by the identity of its rows."""
+    key = fw.sha256 or id(fw.rows)
+    parts = _FRAMEWORKS.get(key)
+    if parts is None or (not fw.sha256 and parts.rows is not fw.rows):
+        recs = records(fw.rows)
+        cols = _columns(fw.rows)
+        parts = _FrameworkParts(fw.rows, {r["指标编码"]: r for r in recs},
+                                _table_data(cols, _RULE_COLUMNS, len(fw.rows)))
+        if len(_FRAMEWORKS) >= 8:
+            _FRAMEWORKS.clear()
+        _FRAMEWORKS[key] = parts
+    return parts
+
+
 def _details_sheet(book: Book, report: UnitReport) -> None:
     ws = book.sheet(DETAILS_SHEET, header_rows=0)
-    rows = records(report.details)
-    book.table(ws, 0, DETAIL_SHEET_COLUMNS, [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-    rules = {r["指标编码"]: r for r in records(report.framework.rows)}
+    cols = _columns(report.details)
+    n = len(report.details)
+    book.grid(ws, 0, DETAIL_SHEET_COLUMNS, _table_data(cols, DETAIL_SHEET_COLUMNS, n), n)
+    rows = [dict(zip(cols, values)) for values in zip(*cols.values())] if n else []
+    rules = _framework_parts(report.framework).rules
     for i, r in enumerate(rows, start=1):
         _detail_formulas(book, ws, i, r, rules.get(r.get("_rule")), report.framework)
     for name, _ in DETAIL_INPUT_COLUMNS:
-        ws.write_comment(0, [c for c, _ in DETAIL_SHEET_COLUMNS].index(name), DETAIL_INPUT_NOTES[name],
-                         {"x_scale": 2, "y_scale": 1.5})
-    names = [c for c, _ in DETAIL_SHEET_COLUMNS]
-    points, score, reason = names.index("分值"), names.index("得分"), names.index("扣分说明")
+        ws.write_comment(0, _DETAIL_INDEX[name], DETAIL_INPUT_NOTES[name], dict(_COMMENT_SIZE))
+    points, score, reason = _DETAIL_INDEX["分值"], _DETAIL_INDEX["得分"], _DETAIL_INDEX["扣分说明"]
     for i, r in enumerate(rows, start=1):
         if r["得分"] < r["分值"] - 1e-9:
             ws.write_comment(i, score, f"失分 {excel_round(r['分值'] - r['得分'], 2):.2f}：{r['扣分说明']}",
-                             {"x_scale": 2, "y_scale": 1.5})
-    n = len(rows)
+                             dict(_COMMENT_SIZE))
+    last = len(DETAIL_SHEET_COLUMNS) - 1
     if n:
-        col_p, col_s = xlsxwriter.utility.xl_col_to_name(points), xlsxwriter.utility.xl_col_to_name(score)
-        ws.conditional_format(1, 0, n, len(names) - 1, {
+        col_p, col_s = _DETAIL_LETTER["分值"], _DETAIL_LETTER["得分"]
+        ws.conditional_format(1, 0, n, last, {
             "type": "formula", "criteria": f"=${col_s}2<${col_p}2-0.000001", "format": book.fmt["lost"]})
         total_row = n + 1
         digits = report.framework.digits
         book.write(ws, total_row, 0, "合计", "label")
-        ws.write_formula(total_row, points, fx.sum_range(f"{col_p}2:{col_p}{n + 1}", digits), book.fmt["number"],
-                         excel_round(sum(r["分值"] for r in rows), digits))
-        ws.write_formula(total_row, score, fx.sum_range(f"{col_s}2:{col_s}{n + 1}", digits), book.fmt["number"],
-                         excel_round(sum(r["得分"] for r in rows), digits))
+        book.formula(ws, total_row, points, fx.sum_range(f"{col_p}2:{col_p}{n + 1}", digits), "number",
+                     excel_round(sum(cols["分值"]), digits))
+        book.formula(ws, total_row, score, fx.sum_range(f"{col_s}2:{col_s}{n + 1}", digits), "number",
+                     excel_round(sum(cols["得分"]), digits))
     ws.freeze_panes(1, 0)
-    ws.autofilter(0, 0, max(n, 1), len(names) - 1)
+    ws.autofilter(0, 0, max(n, 1), last)
     book.widths[ws.name][reason] = 60
+
+
+BUDGET_AMOUNT_COLUMNS = ["上年结转数", "年初预算数", "预算调增数", "预算调减数", "全年预算数", "实际支出数", "结转结余数"]
 
 
 def _budget_sheet(book: Book, report: UnitReport) -> None:
     ws = book.sheet("预算执行分析")
     ws.write_string(0, 0, "预算执行明细（万元）", book.fmt["subtitle"])
-    amount_cols = ["上年结转数", "年初预算数", "预算调增数", "预算调减数", "全年预算数", "实际支出数", "结转结余数"]
-    lines = records(report.budget_lines)
-    for r in lines:
-        b, e = r.get("全年预算数"), r.get("实际支出数")
-        r["执行率"] = excel_round(e / b, 4) if b and not pd.isna(b) and not pd.isna(e) else None
-    cols = [("支出类别", "text"), ("项目名称", "text")] + [(c, "amount") for c in amount_cols] + [("执行率", "percent")]
-    r = book.table(ws, 1, cols, lines)
+    lines_df = report.budget_lines
+    n = len(lines_df)
+    lines = _columns(lines_df)
+    budget, spent = (lines[c] if c in lines else [None] * n for c in ("全年预算数", "实际支出数"))
+    lines["执行率"] = [excel_round(e / b, 4) if b and not pd.isna(b) and not pd.isna(e) else None
+                    for b, e in zip(budget, spent)]
+    cols = [("支出类别", "text"), ("项目名称", "text")] + [(c, "amount") for c in BUDGET_AMOUNT_COLUMNS] + \
+        [("执行率", "percent")]
+    r = book.grid(ws, 1, cols, _table_data(lines, cols, n), n)
     book.write(ws, r, 0, "合计", "label")
-    for j, c in enumerate(amount_cols, start=2):
-        book.write(ws, r, j, excel_round(pd.to_numeric(report.budget_lines[c]).sum(), 2), "amount")
+    for j, c in enumerate(BUDGET_AMOUNT_COLUMNS, start=2):
+        book.write(ws, r, j, excel_round(_column_sum(lines_df, c, lines[c]), 2), "amount")
     r += 2
     ws.write_string(r, 0, "按支出类别", book.fmt["subtitle"])
-    by_cat = report.budget_lines.groupby("支出类别", sort=False)[["全年预算数", "实际支出数"]].sum().reset_index()
-    cat_rows = [{"支出类别": c["支出类别"], "全年预算数": excel_round(c["全年预算数"], 2),
-                 "实际支出数": excel_round(c["实际支出数"], 2),
-                 "执行率": excel_round(c["实际支出数"] / c["全年预算数"], 4) if c["全年预算数"] else None}
-                for c in records(by_cat)]
+    sums = None
+    if _PANDAS_SUMS and _float64(lines_df, "全年预算数", "实际支出数") and "支出类别" in lines:
+        sums = _group_sums(lines["支出类别"], [budget, spent], one_block=True)
+    if sums is not None:
+        by_cat = list(sums.items())
+    else:
+        frame = lines_df.groupby("支出类别", sort=False)[["全年预算数", "实际支出数"]].sum().reset_index()
+        by_cat = [(c["支出类别"], [c["全年预算数"], c["实际支出数"]]) for c in records(frame)]
+    cat_rows = [{"支出类别": cat, "全年预算数": excel_round(b, 2), "实际支出数": excel_round(e, 2),
+                 "执行率": excel_round(e / b, 4) if b else None} for cat, (b, e) in by_cat]
     cat_top = r + 1
     r = book.table(ws, cat_top, [("支出类别", "text"), ("全年预算数", "amount"), ("实际支出数", "amount"),
                                  ("执行率", "percent")], cat_rows) + 1
@@ -426,10 +803,12 @@ def _budget_sheet(book: Book, report: UnitReport) -> None:
     ws.write_string(r, 0, "“三公经费”（万元）", book.fmt["subtitle"])
     sg_cols = [("项目", "text"), ("预算数", "amount"), ("实际支出数", "amount"), ("上年预算数", "amount"),
                ("上年实际支出数", "amount")]
-    r = book.table(ws, r + 1, sg_cols, records(report.sangong))
+    sangong = _columns(report.sangong)
+    m = len(report.sangong)
+    r = book.grid(ws, r + 1, sg_cols, _table_data(sangong, sg_cols, m), m)
     book.write(ws, r, 0, "合计", "label")
     for j, (c, _) in enumerate(sg_cols[1:], start=1):
-        book.write(ws, r, j, excel_round(pd.to_numeric(report.sangong[c]).sum(), 2), "amount")
+        book.write(ws, r, j, excel_round(_column_sum(report.sangong, c, sangong[c]), 2), "amount")
     r += 2
     ws.write_string(r, 0, "共性指标计算", book.fmt["subtitle"])
     names = report.indicators["计算方法"].tolist()
@@ -448,11 +827,13 @@ TARGET_SHEET_HEADERS = {"指标值文本": "指标值", "实际完成值文本":
 def _targets_sheet(book: Book, report: UnitReport) -> None:
     ws = book.sheet("绩效目标完成", header_rows=0)
     cols = [(TARGET_SHEET_HEADERS.get(c, c), fmt) for c, fmt in TARGET_SHEET_COLUMNS]
-    rows = [{TARGET_SHEET_HEADERS.get(k, k): v for k, v in r.items()} for r in records(report.targets)]
-    for r in rows:
-        if isinstance(r.get("公式计算值"), float) and not math.isnan(r["公式计算值"]):
-            r["公式计算值"] = excel_round(r["公式计算值"], 2)
-    book.table(ws, 0, cols, rows)
+    # Renamed as the headers say; where a renamed column meets one of that name, the later one in the frame wins.
+    data = {TARGET_SHEET_HEADERS.get(k, k): v for k, v in _columns(report.targets).items()}
+    if "公式计算值" in data:
+        data["公式计算值"] = [excel_round(v, 2) if isinstance(v, float) and not math.isnan(v) else v
+                         for v in data["公式计算值"]]
+    n = len(report.targets)
+    book.grid(ws, 0, cols, _table_data(data, cols, n), n)
     ws.freeze_panes(1, 4)
 
 
@@ -465,32 +846,34 @@ def _monitoring_sheet(book: Book, report: UnitReport) -> None:
     """监控预警: every monitoring check of the unit with its figures, warnings (红/黄) coloured, counts on top."""
     ws = book.sheet("监控预警", header_rows=3)
     mon = report.monitoring
-    as_of = mon["截至月份"].iloc[0] if len(mon) else ""
+    n = len(mon)
+    data = _columns(mon)
+    as_of = data["截至月份"][0] if n else ""
+    counts = Counter(data["预警等级"])
     ws.write_string(0, 0, f"绩效运行监控（截至 {as_of}）", book.fmt["title"])
-    counts = mon["预警等级"].value_counts()
     ws.write_string(1, 0, f"红色预警 {int(counts.get('红', 0))} 项，黄色预警 {int(counts.get('黄', 0))} 项，"
-                          f"共检查 {len(mon)} 项。时间进度 = 月份 ÷ 12；进度比 = 实际进度 ÷ 时间进度；"
+                          f"共检查 {n} 项。时间进度 = 月份 ÷ 12；进度比 = 实际进度 ÷ 时间进度；"
                           "阈值见评分标准“参数”表（监控红线、监控黄线、超前预警）。", book.fmt["text"])
-    rows = records(mon)
-    book.table(ws, 3, MONITOR_SHEET_COLUMNS, rows)
+    book.grid(ws, 3, MONITOR_SHEET_COLUMNS, _table_data(data, MONITOR_SHEET_COLUMNS, n), n)
     colour = {"红": book.wb.add_format({"bg_color": "#FFC7CE", "font_color": "#9C0006", "border": 1, "bold": True}),
               "黄": book.wb.add_format({"bg_color": "#FFEB9C", "font_color": "#9C5700", "border": 1, "bold": True}),
               "绿": book.wb.add_format({"bg_color": "#C6EFCE", "font_color": "#006100", "border": 1})}
     level_col = [c for c, _ in MONITOR_SHEET_COLUMNS].index("预警等级")
-    for i, r in enumerate(rows, start=4):
-        if r["预警等级"] in colour:
-            ws.write_string(i, level_col, r["预警等级"], colour[r["预警等级"]])
+    for i, level in enumerate(data["预警等级"], start=4):
+        if level in colour:
+            ws.write_string(i, level_col, level, colour[level])
     ws.freeze_panes(4, 2)
     book.widths[ws.name][len(MONITOR_SHEET_COLUMNS) - 1] = 80
 
 
+WORK_STATS_COLUMNS = [("统计项", "text"), ("业务条线", "text"), ("计量单位", "text"), ("汇总方式", "text")] + \
+    [(f"{m}月", "general") for m in range(1, 13)] + [("全年", "general"), ("年度值", "general"), ("来源", "text")]
+
+
 def _work_stats_sheet(book: Book, report: UnitReport) -> None:
     ws = book.sheet("工作统计汇总", header_rows=0)
-    months = [f"{m}月" for m in range(1, 13)]
-    cols = [("统计项", "text"), ("业务条线", "text"), ("计量单位", "text"), ("汇总方式", "text")] + \
-        [(m, "general") for m in months] + [("全年", "general"), ("年度值", "general"), ("来源", "text")]
-    rows = records(report.work_stats.rename(columns={"全年": "全年"}))
-    book.table(ws, 0, cols, rows)
+    n = len(report.work_stats)
+    book.grid(ws, 0, WORK_STATS_COLUMNS, _table_data(_columns(report.work_stats), WORK_STATS_COLUMNS, n), n)
     ws.freeze_panes(1, 1)
 
 
@@ -522,20 +905,36 @@ ISSUE_SHEET_COLUMNS = [("严重程度", "text"), ("文件", "text"), ("工作表
                        ("问题", "text"), ("原值", "text"), ("代码", "text")]
 
 
+def _issue_columns(issues: list) -> dict[str, list]:
+    """The columns of `issues_frame(issues)` the 数据问题 sheet shows, in its order (errors first, then by 单位编码,
+    文件, 工作表, stable). Plain text fields (the rule) are sorted here; anything else goes through the frame."""
+    shown = [(i.severity, i.file, i.sheet, i.cell, i.message, i.value, i.code, i.unit) for i in issues]
+    if not all(v.__class__ is str for row in shown for v in row):
+        frame = issues_frame(issues)
+        return {name: frame[name].tolist() for name, _ in ISSUE_SHEET_COLUMNS}
+    shown.sort(key=lambda r: (SEVERITY_ORDER[r[0]], r[7], r[1], r[2]))
+    names = [name for name, _ in ISSUE_SHEET_COLUMNS]
+    if not shown:
+        return {name: [] for name in names}
+    return dict(zip(names, (list(c) for c in zip(*shown))))
+
+
 def _issues_sheet(book: Book, report: UnitReport) -> None:
     ws = book.sheet("数据问题", header_rows=0)
-    frame = issues_frame(report.issues)
-    rows = records(frame)
-    book.table(ws, 0, ISSUE_SHEET_COLUMNS + [("定位", "text")], rows)
+    data = _issue_columns(report.issues)
+    n = len(data["严重程度"])
+    columns = ISSUE_SHEET_COLUMNS + [("定位", "text")]
+    book.grid(ws, 0, columns, _table_data(data, columns, n), n)
     link_col = len(ISSUE_SHEET_COLUMNS)
-    for i, r in enumerate(rows, start=1):
-        sev = {"错误": "error", "警告": "warning"}.get(r["严重程度"])
-        if sev:
-            ws.write_string(i, 0, r["严重程度"], book.fmt[sev])
-        url = source_link(report.source_links.get(r["文件"]), r["工作表"], r["单元格"])
+    for i, (sev, file, sheet, cell) in enumerate(zip(data["严重程度"], data["文件"], data["工作表"], data["单元格"]),
+                                                start=1):
+        style = {"错误": "error", "警告": "warning"}.get(sev)
+        if style:
+            ws.write_string(i, 0, sev, book.fmt[style])
+        url = source_link(report.source_links.get(file), sheet, cell)
         if url:
             ws.write_url(i, link_col, url, book.fmt["link"], string="打开", tip="打开源文件并定位到该单元格")
-    if not rows:
+    if not n:
         ws.write_string(1, 0, "未发现数据问题", book.fmt["text"])
     ws.freeze_panes(1, 0)
     book.widths[ws.name][4] = 70
@@ -574,12 +973,11 @@ def _about_sheet(book: Book, report: UnitReport) -> None:
         book.write(ws, i, 1, v, "text")
     r = len(facts) + 3
     ws.write_string(r, 0, "输入文件", book.fmt["subtitle"])
-    r = book.table(ws, r + 1, [("文件", "text"), ("模板类型", "text"), ("填报科室", "text"), ("sha256", "text")],
-                   records(report.files)) + 1
+    file_cols = [("文件", "text"), ("模板类型", "text"), ("填报科室", "text"), ("sha256", "text")]
+    n = len(report.files)
+    r = book.grid(ws, r + 1, file_cols, _table_data(_columns(report.files), file_cols, n), n) + 1
     ws.write_string(r, 0, "评分规则", book.fmt["subtitle"])
-    rule_cols = [("指标编码", "text"), ("一级指标", "text"), ("二级指标", "text"), ("三级指标", "text"),
-                 ("分值", "number"), ("评分方法", "text"), ("评分标准说明", "text")]
-    book.table(ws, r + 1, rule_cols, records(fw.rows))
+    book.grid(ws, r + 1, _RULE_COLUMNS, _framework_parts(fw).rule_table, len(fw.rows))
     book.widths[ws.name][1] = 40
 
 

@@ -8,6 +8,12 @@ Each framework row is applied to all units in one go with numpy (the loop is ove
 over units). Rules work on rates as displayed (fractions rounded to 4 decimals = percent to 2 decimals) so that a
 reader can redo the arithmetic of every 扣分说明 from the printed figures.
 
+The run scores units in batches, so the fixed cost of a call matters as much as the cost per unit: the three
+input tables become column arrays once, every unit's row of an indicator or 管理情况 item is found by position
+(no merge per rule), the per-target texts and rates are worked out once for all 绩效目标 rules, each rule
+contributes column arrays, and `details` is built as one DataFrame at the end. 扣分说明 texts are formatted only
+for the rows that show one. Group sums use intermediate.group_sum, i.e. pandas' own arithmetic.
+
 Decisions where SCORING.md leaves room:
 - 偏离度 tiers and 分档 boundaries compare the displayed (4-decimal) rate.
 - A target whose 指标值 is 0 or negative has no meaningful ratio: it scores 100% when met (≥ 0 with ≥, …) and
@@ -21,6 +27,7 @@ Decisions where SCORING.md leaves room:
 - The grade is read from the total as printed (rounded to 小数位数): 89.995 → 90.00 → 优.
 """
 
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,8 +37,9 @@ import pandas as pd
 
 from . import spec
 from .framework import TIER_OTHER, Framework
+from .intermediate import TEXT_DTYPE, group_ids, group_mean, group_sum
 from .issues import Issue, error, info, warning
-from .numbers import excel_round
+from .numbers import excel_round, records
 
 UNIT_KEY = list(spec.UNIT_KEY)
 DETAIL_COLUMNS = ("单位编码", "财年", "指标编码", "一级指标", "二级指标", "三级指标", "指标值", "实际完成值", "完成率",
@@ -49,6 +57,8 @@ INDICATOR_COLUMNS = ("值", "分子", "分母", "参照", "状态", "说明")
 MANAGEMENT_COLUMNS = ("评价内容", "自评结论", "得分比例", "单元格", "_file")
 TARGET_COLUMNS = ("序号", "一级指标", "二级指标", "三级指标", "比较符", "计量单位", "分值", "指标值", "实际完成值", "结论",
                   "指标值文本", "实际完成值文本", "单元格", "_file", "_sheet", "_row")
+
+_NUMBER_COLUMNS = frozenset({"完成率", "分值", "得分", "_value", "_target", "_deviation", "_cut"})  # always float
 
 
 @dataclass
@@ -89,53 +99,176 @@ class _Rule:
 def score_units(framework: Framework, indicators: pd.DataFrame, management: pd.DataFrame,
                 targets: pd.DataFrame) -> Scores:
     """Score every unit found in any of the three tables under `framework`. Pure: no file is touched."""
-    indicators = _prepared(indicators, INDICATOR_COLUMNS + ("计算方法",))
-    management = _prepared(management, MANAGEMENT_COLUMNS)
-    targets = _prepared(targets, TARGET_COLUMNS)
-    units = pd.concat([t[UNIT_KEY] for t in (indicators, management, targets)]).drop_duplicates() \
-        .sort_values(UNIT_KEY).reset_index(drop=True)
-    parts, issues = [], []
-    for order, row in enumerate(framework.rows.to_dict("records")):
+    tables = _Tables(_Table(indicators, INDICATOR_COLUMNS + ("计算方法",)), _Table(management, MANAGEMENT_COLUMNS),
+                     _Table(targets, TARGET_COLUMNS))
+    details, issues = _Details(tables), []
+    for order, row in enumerate(records(framework.rows)):
         rule = _Rule(row["指标编码"], row["一级指标"], row["二级指标"], row["三级指标"], float(row["分值"]),
                      row["计算方法"], row["评分方法"], row["_params"], framework.digits, framework.params)
-        part, found = _score_rule(rule, units, indicators, management, targets)
-        parts.append(part.assign(_order=order))
-        issues += found
-    details = _finish(parts)
-    return Scores(details, _totals(details, units, framework), issues)
+        for part in _score_rule(rule, tables, issues):
+            details.add(order, part)
+    frame = details.frame()
+    return Scores(frame, _totals(frame, details, framework), issues)
 
 
-def _prepared(df: pd.DataFrame | None, columns: tuple[str, ...]) -> pd.DataFrame:
-    """A copy with every expected column present and the unit key in one dtype (str code, int year)."""
-    df = pd.DataFrame(columns=UNIT_KEY + list(columns)) if df is None else df.copy()
-    for col in UNIT_KEY + list(columns):
-        if col not in df.columns:
-            df[col] = np.nan
-    df = df[df["单位编码"].notna() & df["财年"].notna()].copy()  # keyless rows are reported by checks upstream
-    df["单位编码"] = df["单位编码"].astype(str)
-    df["财年"] = pd.to_numeric(df["财年"]).astype("int64") if len(df) else df["财年"].astype("int64")
-    return df.reset_index(drop=True)
-
-
-def _score_rule(rule: _Rule, units, indicators, management, targets) -> tuple[pd.DataFrame, list[Issue]]:
+def _score_rule(rule: _Rule, tables: _Tables, issues: list[Issue]) -> list[dict]:
     if rule.method == "定性":
-        return _score_management(rule, units, management)
+        return [_score_management(rule, tables, issues)]
     if rule.method == "绩效目标":
-        return _score_targets(rule, units, targets)
-    return _score_indicator(rule, units, indicators)
+        return _score_targets(rule, tables, issues)
+    return [_score_indicator(rule, tables, issues)]
 
 
-def _finish(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Stack the parts in framework order (then unit, then target order) with exactly DETAIL_COLUMNS."""
-    details = pd.concat(parts, ignore_index=True)
-    if "_sub" not in details.columns:
-        details["_sub"] = 0
-    details["_sub"] = details["_sub"].fillna(0)
-    details = details.sort_values(UNIT_KEY + ["_order", "_sub"], kind="stable")
-    details = details.reindex(columns=list(DETAIL_COLUMNS)).reset_index(drop=True)
-    for col in ("完成率", "分值", "得分", "_value", "_target", "_deviation", "_cut"):
-        details[col] = details[col].astype(float)
-    return details
+# ---------------------------------------------------------------------------------------------------------------
+# Inputs as column arrays.
+
+class _Table:
+    """An input table as numpy columns: every expected column present (NaN where absent), rows without a unit key
+    left out (checks upstream report them), the key in one dtype (str code, int year). `unit` is each row's
+    position in the sorted units (set by _Tables)."""
+
+    def __init__(self, df: pd.DataFrame | None, columns: tuple[str, ...]):
+        df = pd.DataFrame(columns=UNIT_KEY + list(columns)) if df is None else df
+        keyed = all(c in df.columns for c in UNIT_KEY)
+        keep = (df["单位编码"].notna() & df["财年"].notna()).to_numpy() if keyed else np.zeros(len(df), dtype=bool)
+        self.frame = df if keep.all() else df[keep]
+        self.n = len(self.frame)
+        codes = self.frame["单位编码"].to_numpy(dtype=object) if keyed else np.zeros(0, dtype=object)
+        if pd.api.types.infer_dtype(codes) not in ("string", "empty"):
+            codes = pd.Series(codes, dtype=object).astype(str).to_numpy(dtype=object)
+        self.codes = codes
+        years = self.frame["财年"] if keyed else pd.Series([], dtype="int64")
+        self.years = (years if years.dtype == np.int64 else pd.to_numeric(years).astype("int64")).to_numpy()
+        self.unit = np.zeros(self.n, dtype=np.intp)
+        self._cache: dict = {}
+
+    def values(self, col: str) -> np.ndarray:
+        """The column as an object array (NaN where missing)."""
+        if ("o", col) not in self._cache:
+            self._cache["o", col] = self.frame[col].to_numpy(dtype=object) if col in self.frame.columns \
+                else np.full(self.n, np.nan, dtype=object)
+        return self._cache["o", col]
+
+    def dtype(self, col: str):
+        """The column's dtype (float for a column the table lacks: it is NaN throughout)."""
+        return self.frame[col].dtype if col in self.frame.columns else np.dtype(float)
+
+    def numbers(self, col: str) -> np.ndarray:
+        """The column as floats (NaN where missing)."""
+        if ("f", col) not in self._cache:
+            self._cache["f", col] = self.frame[col].to_numpy(dtype=float) if col in self.frame.columns \
+                else np.full(self.n, np.nan)
+        return self._cache["f", col]
+
+    def first_rows(self, col: str, label, n_units: int) -> np.ndarray:
+        """Per unit, the first row whose `col` equals `label` (-1 where none): `drop_duplicates(UNIT_KEY)` of the
+        rows of one 计算方法 / 评价内容."""
+        if ("codes", col) not in self._cache:
+            codes, uniques = pd.factorize(self.values(col))
+            self._cache["codes", col] = (codes, {v: i for i, v in enumerate(uniques)})
+        codes, lookup = self._cache["codes", col]
+        out = np.full(n_units, -1, dtype=np.intp)
+        k = lookup.get(label)
+        if k is not None:
+            rows = np.flatnonzero(codes == k)
+            units, first = np.unique(self.unit[rows], return_index=True)
+            out[units] = rows[first]
+        return out
+
+
+class _Tables:
+    """The three inputs and the units found in any of them, sorted by 单位编码 and 财年."""
+
+    def __init__(self, indicators: _Table, management: _Table, targets: _Table):
+        self.indicators, self.management, self.targets = indicators, management, targets
+        parts = (indicators, management, targets)
+        codes = np.concatenate([t.codes for t in parts])
+        years = np.concatenate([t.years for t in parts])
+        ids, self.n = group_ids([codes, years])
+        first = np.unique(ids, return_index=True)[1]
+        self.codes, self.years = codes[first], years[first]
+        for t, unit in zip(parts, np.split(ids, np.cumsum([indicators.n, management.n]))):
+            t.unit = unit
+        self._targets: _TargetFacts | None = None
+
+    def target_facts(self, glob: dict) -> _TargetFacts:
+        """The per-target facts, worked out at the first 绩效目标 rule (`glob`: the framework's 参数)."""
+        if self._targets is None:
+            self._targets = _TargetFacts(self.targets, glob)
+        return self._targets
+
+
+def _take(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """values[rows], NaN where rows is -1 (a unit without such a row, as after a left merge)."""
+    return np.append(values, np.array([np.nan], dtype=values.dtype if values.dtype == object else float))[rows]
+
+
+class _Details:
+    """The parts of `details` as they are scored, stacked into one frame at the end; `pos` then holds the unit
+    position of each row of the frame.
+
+    A part is a dict: `pos` (unit position per row), `_sub` (order among a unit's rows of the part), the columns
+    (arrays or scalars) and, for columns taken over from the targets table, their dtype under `dtypes`. A column's
+    dtype in the frame is the one pandas gives when stacking the parts as frames (`pd.concat`): text where every
+    part holds text; object where a part holds anything else, even when it has no rows (a batch without targets)."""
+
+    def __init__(self, tables: _Tables):
+        self.tables = tables
+        self.parts: list[tuple[int, dict]] = []
+
+    def add(self, order: int, part: dict) -> None:
+        self.parts.append((order, part))
+
+    def frame(self) -> pd.DataFrame:
+        """Rows by unit, then framework order, then target order, with exactly DETAIL_COLUMNS."""
+        sizes = [len(p["pos"]) for _, p in self.parts]
+        ends = np.cumsum(sizes).tolist()
+        spans = list(zip([0] + ends[:-1], ends))
+        total = ends[-1] if ends else 0
+        pos, order, sub = np.zeros(total, dtype=np.intp), np.zeros(total, dtype=np.intp), np.zeros(total)
+        for (o, p), (a, b) in zip(self.parts, spans):
+            pos[a:b], order[a:b], sub[a:b] = p["pos"], o, p.get("_sub", 0)
+        self.rows = np.lexsort((sub, order, pos))
+        self.pos = pos[self.rows]
+        data = {"单位编码": pd.array(self.tables.codes[self.pos], dtype=TEXT_DTYPE),
+                "财年": self.tables.years[self.pos]}
+        for col in DETAIL_COLUMNS[2:]:
+            number = col in _NUMBER_COLUMNS
+            values = np.full(total, np.nan, dtype=float if number else object)
+            dtypes = []
+            for (_, p), (a, b) in zip(self.parts, spans):
+                if col in p:
+                    values[a:b] = p[col]
+                    given = p.get("dtypes", {}).get(col)
+                    dtypes.append(_dtype_of(p[col]) if given is None else given)
+            values = values[self.rows]
+            dtype = np.dtype(float) if number else _stacked_dtype(dtypes, len(dtypes) < len(self.parts))
+            data[col] = pd.Series(values, dtype=dtype)  # a Series: an object column is not re-inferred as text
+        return pd.DataFrame(data)
+
+
+def _dtype_of(value) -> np.dtype | pd.api.extensions.ExtensionDtype:
+    """The dtype of a column assigned `value` in a frame: text for a string or strings (blanks allowed), object for
+    other objects and for an empty object array."""
+    if not np.ndim(value):
+        return TEXT_DTYPE if isinstance(value, str) else np.asarray(value).dtype
+    if value.dtype.kind == "U" or (value.dtype == object and len(value)
+                                   and pd.api.types.infer_dtype(value, skipna=True) == "string"):
+        return TEXT_DTYPE
+    return value.dtype
+
+
+def _stacked_dtype(dtypes: list, some_lack: bool):
+    """The dtype of a column after pd.concat of parts of these dtypes (`some_lack`: parts without the column, as
+    NaN): one common dtype, integers widened to float where NaN comes in; a column no part has is float NaN."""
+    if not dtypes:
+        return np.dtype(float)
+    if all(d == TEXT_DTYPE for d in dtypes):
+        return TEXT_DTYPE
+    if all(isinstance(d, np.dtype) and d.kind in "iuf" for d in dtypes):
+        common = np.result_type(*dtypes)
+        return np.dtype(float) if some_lack or common.kind == "f" else common
+    return np.dtype(object)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -162,11 +295,19 @@ def _fmt_amount(x) -> np.ndarray:
     return _texts("{:.2f}", excel_round(np.asarray(x, dtype=float), 2))
 
 
-def _where(conds_values: list[tuple], default) -> np.ndarray:
-    """np.select for object arrays (texts)."""
-    conds = [np.asarray(c, dtype=bool) for c, _ in conds_values]
-    return np.select(conds, [np.asarray(v, dtype=object) for _, v in conds_values],
-                     default=np.asarray(default, dtype=object))
+def _pick(rows: np.ndarray, cases: list[tuple[np.ndarray, object]], default) -> np.ndarray:
+    """The texts of `rows` (indices into the masks): for each row the first case whose mask holds, else `default`.
+    A text is a string or a function of the row indices it applies to, so that it is formatted only where shown."""
+    out = np.empty(len(rows), dtype=object)
+    left = np.ones(len(rows), dtype=bool)
+    for mask, text in cases:
+        at = left & np.asarray(mask, dtype=bool)[rows]
+        if at.any():
+            out[at] = text(rows[at]) if callable(text) else text
+        left &= ~at
+    if left.any():
+        out[left] = default(rows[left]) if callable(default) else default
+    return out
 
 
 def _quoted(name: str) -> str:
@@ -178,50 +319,73 @@ def _unit_issue(make, code: str, message: str, unit, year, **where) -> Issue:
     return make(code, message, unit=str(unit), year=int(year), **where)
 
 
+def _isin(values: np.ndarray, choices) -> np.ndarray:
+    """values ∈ choices, element-wise (object arrays with NaN welcome)."""
+    out = np.zeros(len(values), dtype=bool)
+    for c in choices:
+        out |= values == c
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Common indicators (超出扣分, 低于扣分, 分档, 比例, 结余控制).
 
-def _score_indicator(rule: _Rule, units: pd.DataFrame, indicators: pd.DataFrame):
+def _score_indicator(rule: _Rule, tables: _Tables, issues: list[Issue]) -> dict:
     """One framework row over all units: grain of the result is one row per unit."""
-    ind = indicators[indicators["计算方法"] == rule.calc].drop_duplicates(UNIT_KEY)
-    f = units.merge(ind[UNIT_KEY + list(INDICATOR_COLUMNS)], on=UNIT_KEY, how="left")
-    value = f["值"].to_numpy(dtype=float)
-    state = f["状态"].where(f["状态"].isin([STATE_OK, STATE_NA, STATE_FAIL]), STATE_FAIL).to_numpy(dtype=object)
+    ind, n = tables.indicators, tables.n
+    rows = ind.first_rows("计算方法", rule.calc, n)
+    value = _take(ind.numbers("值"), rows)
+    state = _take(ind.values("状态"), rows)
+    state = np.where(_isin(state, (STATE_OK, STATE_NA, STATE_FAIL)), state, STATE_FAIL).astype(object)
     state = np.where((state == STATE_OK) & np.isnan(value), STATE_FAIL, state)
-    note = f["说明"].where(f["说明"].notna(), "缺少计算所需数据").astype(str).to_numpy(dtype=object)
+    notes = _take(ind.values("说明"), rows)
     v = excel_round(value, RATE_DIGITS)
+    f = {"分子": _take(ind.numbers("分子"), rows), "参照": _take(ind.numbers("参照"), rows)}
+    f["参照"] = np.where(np.isnan(f["参照"]), 0.0, f["参照"])
     with np.errstate(invalid="ignore"):
-        score, reason = _INDICATOR_RULES[rule.method](rule, v, f)
-    score = np.asarray(rule.round(score), dtype=float)
-    reason = np.where(score < rule.points, reason, "")
-    score, reason = _apply_states(rule, state, note, score, reason)
-    part = f[UNIT_KEY].assign(
-        指标编码=rule.code, 一级指标=rule.level1, 二级指标=rule.level2, 三级指标=rule.name,
-        指标值=_standard_text(rule), 实际完成值=_where([(state == STATE_OK, _pct(v))], state),
-        完成率=np.where(state == STATE_OK, v, np.nan), 分值=rule.points, 得分=score, 扣分说明=reason,
-        状态=state, 计算方法=rule.calc, 评分方法=rule.method, _rule=rule.code,
-        _value=f["分子"].to_numpy(dtype=float) if rule.method == "结余控制" else value,
-        _target=f["参照"].fillna(0).to_numpy(dtype=float) if rule.method == "结余控制" else np.nan)
-    return part, _indicator_issues(rule, f, state, note)
+        score, reason_of = _INDICATOR_RULES[rule.method](rule, v, f)
+        score = np.asarray(rule.round(score), dtype=float)
+        lost = np.flatnonzero((score < rule.points) & (state == STATE_OK))
+    reason = np.full(n, "", dtype=object)
+    if len(lost):
+        reason[lost] = reason_of(lost)
+    score, reason = _apply_states(rule, state, notes, score, reason)
+    ok = state == STATE_OK
+    shown = state.copy()
+    shown[ok] = _pct(v[ok])
+    _indicator_issues(rule, tables, state, notes, issues)
+    return dict(
+        pos=np.arange(n), 指标编码=rule.code, 一级指标=rule.level1, 二级指标=rule.level2, 三级指标=rule.name,
+        指标值=_standard_text(rule), 实际完成值=shown, 完成率=np.where(ok, v, np.nan), 分值=rule.points, 得分=score,
+        扣分说明=reason, 状态=state, 计算方法=rule.calc, 评分方法=rule.method, _rule=rule.code,
+        _value=f["分子"] if rule.method == "结余控制" else value,
+        _target=f["参照"] if rule.method == "结余控制" else np.nan)
 
 
-def _apply_states(rule: _Rule, state, note, score, reason):
+def _note(notes: np.ndarray, rows: np.ndarray) -> list[str]:
+    """The indicator's 说明 of these rows as text; a unit without the indicator: 缺少计算所需数据."""
+    return [str(x) if not pd.isna(x) else "缺少计算所需数据" for x in notes[rows]]
+
+
+def _apply_states(rule: _Rule, state, notes, score, reason):
     """不适用 → points per the `不适用` param (with a note either way); 无法计算 → 0 points."""
     na_full = rule.params.get("不适用", "满分") == "满分"
     na_points = rule.points if na_full else 0.0
     na_text = "按规则得满分" if na_full else "按规则不得分"
     score = np.select([state == STATE_NA, state == STATE_FAIL], [na_points, 0.0], score)
-    reason = _where([(state == STATE_NA, _texts("不适用：{}，" + na_text, note)),
-                     (state == STATE_FAIL, _texts("无法计算：{}，不得分", note))], reason)
+    for which, fmt in ((STATE_NA, "不适用：{}，" + na_text), (STATE_FAIL, "无法计算：{}，不得分")):
+        rows = np.flatnonzero(state == which)
+        if len(rows):
+            reason[rows] = _texts(fmt, _note(notes, rows))
     return score, reason
 
 
-def _indicator_issues(rule: _Rule, f: pd.DataFrame, state, note) -> list[Issue]:
-    bad = f[state == STATE_FAIL]
-    return [_unit_issue(error, "indicator-not-computable",
-                        f"{_quoted(rule.name)}无法计算：{n}。该项 {rule.points:g} 分不得分，请补充数据后重新运行。",
-                        u, y, value=rule.calc)
-            for u, y, n in zip(bad["单位编码"], bad["财年"], note[state == STATE_FAIL])]
+def _indicator_issues(rule: _Rule, tables: _Tables, state, notes, issues: list[Issue]) -> None:
+    bad = np.flatnonzero(state == STATE_FAIL)
+    issues += [_unit_issue(error, "indicator-not-computable",
+                           f"{_quoted(rule.name)}无法计算：{n}。该项 {rule.points:g} 分不得分，请补充数据后重新运行。",
+                           u, y, value=rule.calc)
+               for u, y, n in zip(tables.codes[bad], tables.years[bad].tolist(), _note(notes, bad))]
 
 
 def _standard_text(rule: _Rule) -> str:
@@ -243,20 +407,25 @@ def _tier_label(tier) -> str:
     return TIER_OTHER if op == TIER_OTHER else f"{op}{short_pct(bound)}"
 
 
-def _over_under(rule: _Rule, v: np.ndarray, f: pd.DataFrame):
+# Each indicator rule: (rule, displayed rate v, the unit's 分子 and 参照) → (score per unit, function giving the
+# 扣分说明 of the given units).
+
+def _over_under(rule: _Rule, v: np.ndarray, f: dict):
     """超出扣分 / 低于扣分: each percentage point beyond 阈值 costs 每点扣, floor 0."""
     t, k = rule.params["阈值"], rule.params["每点扣"]
     beyond = (v - t) if rule.method == "超出扣分" else (t - v)
     points_beyond = excel_round(np.maximum(beyond, 0) * 100, 2)  # percentage points as printed
     score = np.maximum(rule.points - points_beyond * k, 0)
     word = "超出" if rule.method == "超出扣分" else "低于"
-    floor = np.where(points_beyond * k >= rule.points, "（扣完为止）", "")
-    reason = _texts("{} {}，" + word + " {} {:.2f} 个百分点，每点扣 {:g} 分，扣 {} 分{}", rule.name, _pct(v),
-                    short_pct(t), points_beyond, k, rule.num(rule.points - rule.round(score)), floor)
+
+    def reason(i):
+        floor = np.where(points_beyond[i] * k >= rule.points, "（扣完为止）", "")
+        return _texts("{} {}，" + word + " {} {:.2f} 个百分点，每点扣 {:g} 分，扣 {} 分{}", rule.name, _pct(v[i]),
+                      short_pct(t), points_beyond[i], k, rule.num(rule.points - rule.round(score[i])), floor)
     return score, reason
 
 
-def _tiers(rule: _Rule, v: np.ndarray, f: pd.DataFrame):
+def _tiers(rule: _Rule, v: np.ndarray, f: dict):
     """分档: the first tier whose condition holds gives its points; none → 0."""
     tiers = rule.params["档"]
     tests = {"≥": np.greater_equal, "＞": np.greater, "≤": np.less_equal, "＜": np.less,
@@ -264,30 +433,36 @@ def _tiers(rule: _Rule, v: np.ndarray, f: pd.DataFrame):
     conds = [np.full(len(v), True) if op == TIER_OTHER else tests[op](v, bound) for op, bound, _ in tiers]
     score = np.select(conds, [pts for _, _, pts in tiers], default=0.0)
     labels = np.select(conds, [_tier_label(t) for t in tiers], default="")
-    reason = np.where(labels == "", _texts("{} {}，未达到任何档位，不得分", rule.name, _pct(v)),
-                      _texts("{} {}，按“{}”档得 {} 分", rule.name, _pct(v), labels, rule.num(score)))
+
+    def reason(i):
+        return _pick(i, [(labels == "", lambda j: _texts("{} {}，未达到任何档位，不得分", rule.name, _pct(v[j])))],
+                     lambda j: _texts("{} {}，按“{}”档得 {} 分", rule.name, _pct(v[j]), labels[j], rule.num(score[j])))
     return score, reason
 
 
-def _proportional(rule: _Rule, v: np.ndarray, f: pd.DataFrame):
+def _proportional(rule: _Rule, v: np.ndarray, f: dict):
     """比例: 分值 × min(value, 100%), never below 0."""
     score = rule.points * np.clip(v, 0, 1)
-    return score, _texts("{} {}，按比例得 {} 分", rule.name, _pct(v), rule.num(score))
+    return score, lambda i: _texts("{} {}，按比例得 {} 分", rule.name, _pct(v[i]), rule.num(score[i]))
 
 
-def _surplus(rule: _Rule, v: np.ndarray, f: pd.DataFrame):
+def _surplus(rule: _Rule, v: np.ndarray, f: dict):
     """结余控制: no 结转结余 → full; 结余 ≤ 上年结转 (参照) → 次档; else 0. Amounts compared at 2 decimals."""
-    surplus = excel_round(f["分子"].to_numpy(dtype=float), 2)
-    carried = excel_round(f["参照"].fillna(0).to_numpy(dtype=float), 2)
+    surplus = excel_round(f["分子"], 2)
+    carried = excel_round(f["参照"], 2)
     none_left = np.where(np.isnan(surplus), v <= 0, surplus <= 0)
     within = ~np.isnan(surplus) & (surplus <= carried)
     second = rule.params.get("次档", 0.0)
     score = np.select([none_left, within], [rule.points, second], default=0.0)
-    reason = _where([
-        (within, _texts("结转结余 {} 万元，不超过上年结转 {} 万元，得 {} 分", _fmt_amount(surplus),
-                        _fmt_amount(carried), rule.num(second))),
-        (np.isnan(surplus), _texts("{} {}，缺少结转结余数，无法与上年结转比较，不得分", rule.name, _pct(v)))],
-        _texts("结转结余 {} 万元，超过上年结转 {} 万元，不得分", _fmt_amount(surplus), _fmt_amount(carried)))
+
+    def reason(i):
+        return _pick(i, [
+            (within, lambda j: _texts("结转结余 {} 万元，不超过上年结转 {} 万元，得 {} 分", _fmt_amount(surplus[j]),
+                                      _fmt_amount(carried[j]), rule.num(second))),
+            (np.isnan(surplus), lambda j: _texts("{} {}，缺少结转结余数，无法与上年结转比较，不得分", rule.name,
+                                                 _pct(v[j])))],
+            lambda j: _texts("结转结余 {} 万元，超过上年结转 {} 万元，不得分", _fmt_amount(surplus[j]),
+                             _fmt_amount(carried[j])))
     return score, reason
 
 
@@ -298,37 +473,45 @@ _INDICATOR_RULES = {"超出扣分": _over_under, "低于扣分": _over_under, "�
 # ---------------------------------------------------------------------------------------------------------------
 # 管理情况 (定性 items).
 
-def _score_management(rule: _Rule, units: pd.DataFrame, management: pd.DataFrame):
+def _score_management(rule: _Rule, tables: _Tables, issues: list[Issue]) -> dict:
     """One 管理情况 item over all units: explicit 得分比例 inside the conclusion's band, else the default ratio."""
-    item = rule.params["项目"]
-    m = management[management["评价内容"] == item].drop_duplicates(UNIT_KEY)
-    f = units.merge(m[UNIT_KEY + list(MANAGEMENT_COLUMNS)], on=UNIT_KEY, how="left")
-    concl = f["自评结论"].where(f["自评结论"].isin(spec.CONCLUSIONS)).to_numpy(dtype=object)
-    ratio, default, explicit, in_band, lo, hi = _qualitative_ratio(rule, concl, f["得分比例"].to_numpy(dtype=float))
+    man, n = tables.management, tables.n
+    rows = man.first_rows("评价内容", rule.params["项目"], n)
+    concl = _take(man.values("自评结论"), rows)
+    concl = np.where(_isin(concl, spec.CONCLUSIONS), concl, np.nan).astype(object)
+    given = _take(man.numbers("得分比例"), rows)
+    ratio, default, explicit, in_band, lo, hi = _qualitative_ratio(rule, concl, given)
     valid = ~pd.isna(concl)
     score = np.asarray(rule.round(rule.points * ratio), dtype=float)
     out_of_band = valid & explicit & ~in_band
-    reason = _where([
-        (~valid, "未填写自评结论，不得分"),
-        (out_of_band, _texts("自评结论“{}”，填写的得分比例 {} 不在该结论区间 {}–{} 内，按默认比例 {} 得 {} 分", concl,
-                             _pct(f["得分比例"]), _pct(lo), _pct(hi), _pct(default), rule.num(score)))],
-        _texts("自评结论“{}”，按 {} 得 {} 分", concl, _pct(ratio), rule.num(score)))
-    part = f[UNIT_KEY].assign(
-        指标编码=rule.code, 一级指标=rule.level1, 二级指标=rule.level2, 三级指标=rule.name, 指标值="达成",
-        实际完成值=np.where(valid, concl, "未填写"), 完成率=np.where(valid, excel_round(ratio, RATE_DIGITS), np.nan),
-        分值=rule.points, 得分=score, 扣分说明=np.where(score < rule.points, reason, ""),
+    reason = np.full(n, "", dtype=object)
+    lost = np.flatnonzero(score < rule.points)
+    if len(lost):
+        reason[lost] = _pick(lost, [
+            (~valid, "未填写自评结论，不得分"),
+            (out_of_band, lambda j: _texts(
+                "自评结论“{}”，填写的得分比例 {} 不在该结论区间 {}–{} 内，按默认比例 {} 得 {} 分", concl[j],
+                _pct(given[j]), _pct(lo[j]), _pct(hi[j]), _pct(default[j]), rule.num(score[j])))],
+            lambda j: _texts("自评结论“{}”，按 {} 得 {} 分", concl[j], _pct(ratio[j]), rule.num(score[j])))
+    _management_issues(rule, tables, rows, given, valid, out_of_band, lo, hi, default, issues)
+    return dict(
+        pos=np.arange(n), 指标编码=rule.code, 一级指标=rule.level1, 二级指标=rule.level2, 三级指标=rule.name,
+        指标值="达成", 实际完成值=np.where(valid, concl, "未填写"),
+        完成率=np.where(valid, excel_round(ratio, RATE_DIGITS), np.nan), 分值=rule.points, 得分=score, 扣分说明=reason,
         状态=np.where(valid, STATE_OK, STATE_MISSING), 计算方法=rule.calc, 评分方法=rule.method, _rule=rule.code,
         _value=np.where(valid, ratio, np.nan))
-    return part, _management_issues(rule, f, valid, out_of_band, lo, hi, default)
 
 
 def _qualitative_ratio(rule: _Rule, concl: np.ndarray, given: np.ndarray):
     """Per row: (ratio used, default ratio, explicit?, explicit within band?, band low, band high); ratio 0 where
     the conclusion is missing."""
     bands, ratios = rule.glob["定性区间"], rule.glob["定性比例"]
-    lo = np.array([bands.get(c, (np.nan, np.nan))[0] for c in concl], dtype=float)
-    hi = np.array([bands.get(c, (np.nan, np.nan))[1] for c in concl], dtype=float)
-    default = np.array([ratios.get(c, 0.0) for c in concl], dtype=float)
+    lo, hi, default = np.full(len(concl), np.nan), np.full(len(concl), np.nan), np.zeros(len(concl))
+    for c, (low, high) in bands.items():
+        at = concl == c
+        lo[at], hi[at] = low, high
+    for c, r in ratios.items():
+        default[concl == c] = r
     explicit = ~np.isnan(given)
     with np.errstate(invalid="ignore"):
         in_band = explicit & (given >= lo - 1e-9) & (given <= hi + 1e-9)
@@ -344,23 +527,25 @@ def _split_cell(ref) -> tuple[str, str]:
     return (sheet, cell) if bang else ("管理情况", ref)
 
 
-def _management_issues(rule: _Rule, f: pd.DataFrame, valid, out_of_band, lo, hi, default) -> list[Issue]:
-    issues = []
+def _management_issues(rule: _Rule, tables: _Tables, rows, given, valid, out_of_band, lo, hi, default,
+                       issues: list[Issue]) -> None:
+    man = tables.management
     for i in np.flatnonzero(~valid | out_of_band):
-        r = f.iloc[i]
-        sheet, cell = _split_cell(r["单元格"])
-        where = dict(file="" if pd.isna(r["_file"]) else str(r["_file"]), sheet=sheet, cell=cell)
+        r = rows[i]
+        sheet, cell = _split_cell(man.values("单元格")[r] if r >= 0 else np.nan)
+        file = man.values("_file")[r] if r >= 0 else np.nan
+        where = dict(file="" if pd.isna(file) else str(file), sheet=sheet, cell=cell)
+        unit, year = tables.codes[i], tables.years[i]
         if not valid[i]:
             issues.append(_unit_issue(error, "management-conclusion-missing",
                                       f"管理情况“{rule.params['项目']}”未填写自评结论（达成/部分达成/未达成），"
-                                      f"该项 {rule.points:g} 分不得分。请在管理情况表中填写。", *r[UNIT_KEY], **where))
+                                      f"该项 {rule.points:g} 分不得分。请在管理情况表中填写。", unit, year, **where))
         else:
             issues.append(_unit_issue(warning, "management-ratio-out-of-band",
-                                      f"管理情况“{rule.params['项目']}”：得分比例 {short_pct(r['得分比例'])} 不在"
-                                      f"“{r['自评结论']}”对应区间 {short_pct(lo[i])}–{short_pct(hi[i])}，"
-                                      f"已按默认比例 {short_pct(default[i])} 计分。", *r[UNIT_KEY],
-                                      value=short_pct(r["得分比例"]), **where))
-    return issues
+                                      f"管理情况“{rule.params['项目']}”：得分比例 {short_pct(given[i])} 不在"
+                                      f"“{man.values('自评结论')[r]}”对应区间 {short_pct(lo[i])}–{short_pct(hi[i])}，"
+                                      f"已按默认比例 {short_pct(default[i])} 计分。", unit, year,
+                                      value=short_pct(given[i]), **where))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -369,34 +554,61 @@ def _management_issues(rule: _Rule, f: pd.DataFrame, valid, out_of_band, lo, hi,
 _POSITIVE, _REVERSE, _EQUAL, _QUALITATIVE = ("≥", "＞"), ("≤", "＜"), ("＝",), ("定性",)
 
 
-def _score_targets(rule: _Rule, units: pd.DataFrame, targets: pd.DataFrame):
+class _TargetFacts:
+    """What does not depend on the framework row, worked out once for all targets: rates, 偏离度, the reason a
+    target cannot be scored, the texts shown."""
+
+    def __init__(self, t: _Table, glob: dict):
+        self.table = t
+        self.op = t.values("比较符")
+        self.actual, self.target = t.numbers("实际完成值"), t.numbers("指标值")
+        concl = t.values("结论")
+        self.concl = np.where(_isin(concl, spec.CONCLUSIONS), concl, np.nan).astype(object)
+        self.level1 = t.values("一级指标")
+        self.seq = pd.to_numeric(t.frame["序号"], errors="coerce").to_numpy(dtype=float) \
+            if "序号" in t.frame.columns else np.full(t.n, np.nan)
+        self.weights = t.frame["分值"].astype(float).to_numpy() if "分值" in t.frame.columns else np.full(t.n, np.nan)
+        self.rate, self.dev, self.ratio, self.missing = _target_rates(self.op, self.actual, self.target, self.concl,
+                                                                      glob["定性比例"])
+        self.cut = _deviation_cut(self.op, self.dev, glob)
+        qual = np.array([glob["定性比例"].get(c, np.nan) for c in self.concl], dtype=float)
+        self.value = np.where(self.op == "定性", qual, self.actual)
+        args = (self.op, t.values("指标值文本"), _number_texts(self.target), t.values("计量单位"))
+        self.texts = {"target": _target_text(*args), "plain": _target_text(*args, with_op=False),
+                      "actual": _actual_text(self.op, t.values("实际完成值文本"), _number_texts(self.actual),
+                                             self.concl, t.values("计量单位"))}
+
+
+def _score_targets(rule: _Rule, tables: _Tables, issues: list[Issue]) -> list[dict]:
     """A framework group over all units' targets of the named 一级指标: one row per unit × target, plus one row per
     unit that has no target in the group."""
-    t = targets[targets["一级指标"].isin(rule.params["一级指标"])]
-    t = units.merge(t, on=UNIT_KEY, how="inner").reset_index(drop=True)
-    rate, dev, ratio, missing = _target_rates(t, rule.glob["定性比例"])
-    share = _allocate(t, rule)
-    cut = _deviation_cut(t["比较符"].to_numpy(dtype=object), dev, rule.glob)
-    score = np.asarray(rule.round(np.where(missing == "", share * (ratio - cut), 0.0)), dtype=float)
-    part = t[UNIT_KEY].assign(
-        指标编码=_target_codes(t, rule.code), 一级指标=rule.level1, 二级指标=t["二级指标"], 三级指标=t["三级指标"],
-        指标值=_target_text(t), 实际完成值=_actual_text(t), 完成率=np.where(missing == "", rate, np.nan),
-        分值=share, 得分=score, 扣分说明=_target_reasons(rule, t, rate, dev, ratio, cut, share, score, missing),
-        状态=np.where(missing == "", STATE_OK, STATE_MISSING), 计算方法=rule.calc, 评分方法=rule.method,
-        _sub=np.arange(1, len(t) + 1), _file=t["_file"], _row=t["_row"], _rule=rule.code,
-        _value=np.where(t["比较符"] == "定性", _qualitative_values(t, rule.glob["定性比例"]),
-                        t["实际完成值"].to_numpy(dtype=float)),
-        _target=t["指标值"].to_numpy(dtype=float), _op=t["比较符"], _deviation=dev, _cut=cut)
-    empty, empty_issues = _empty_groups(rule, units, t)
-    return pd.concat([part, empty], ignore_index=True), _target_issues(rule, t, dev, cut, missing) + empty_issues
+    facts = tables.target_facts(rule.glob)
+    t = facts.table
+    rows = np.flatnonzero(_isin(facts.level1, rule.params["一级指标"]))
+    rows = rows[np.argsort(t.unit[rows], kind="stable")]  # units.merge(targets, how="inner"): by unit, then as given
+    unit = t.unit[rows]
+    missing, rate, ratio, cut = facts.missing[rows], facts.rate[rows], facts.ratio[rows], facts.cut[rows]
+    scored = missing == ""
+    share = _allocate(rule, unit, facts.weights[rows], tables.n)
+    score = np.asarray(rule.round(np.where(scored, share * (ratio - cut), 0.0)), dtype=float)
+    part = dict(
+        pos=unit, _sub=np.arange(1, len(rows) + 1), 指标编码=_target_codes(rule.code, unit, facts.seq[rows]),
+        一级指标=rule.level1, 二级指标=t.values("二级指标")[rows], 三级指标=t.values("三级指标")[rows],
+        指标值=facts.texts["target"][rows], 实际完成值=facts.texts["actual"][rows],
+        完成率=np.where(scored, rate, np.nan), 分值=share, 得分=score,
+        扣分说明=_target_reasons(rule, facts, rows, share, score), 状态=np.where(scored, STATE_OK, STATE_MISSING),
+        计算方法=rule.calc, 评分方法=rule.method, _file=t.values("_file")[rows], _row=t.values("_row")[rows],
+        _rule=rule.code, _value=facts.value[rows], _target=facts.target[rows], _op=facts.op[rows],
+        _deviation=facts.dev[rows], _cut=cut,
+        dtypes={c: t.dtype(k) for c, k in (("二级指标", "二级指标"), ("三级指标", "三级指标"), ("_file", "_file"),
+                                            ("_row", "_row"), ("_op", "比较符"))})
+    _target_issues(tables, facts, rows, issues)
+    return [part, _empty_groups(rule, tables, unit, issues)]
 
 
-def _target_rates(t: pd.DataFrame, ratios: dict):
+def _target_rates(op, a, tv, concl, ratios: dict):
     """Per target: (完成率 rounded to 4 decimals, 偏离度 rounded or NaN, ratio scored = min(完成率, 1), reason the
     target cannot be scored or "")."""
-    op = t["比较符"].to_numpy(dtype=object)
-    a, tv = t["实际完成值"].to_numpy(dtype=float), t["指标值"].to_numpy(dtype=float)
-    concl = t["结论"].where(t["结论"].isin(spec.CONCLUSIONS)).to_numpy(dtype=object)
     with np.errstate(divide="ignore", invalid="ignore"):
         met = _met(op, a, tv)
         pos = np.where(tv > 0, a / tv, met)
@@ -412,12 +624,6 @@ def _target_rates(t: pd.DataFrame, ratios: dict):
     return rate, excel_round(dev, RATE_DIGITS), np.where(missing == "", np.minimum(rate, 1.0), 0.0), missing
 
 
-def _qualitative_values(t: pd.DataFrame, ratios: dict) -> np.ndarray:
-    """The ratio a 定性 target's conclusion gives (NaN without a conclusion)."""
-    concl = t["结论"].where(t["结论"].isin(spec.CONCLUSIONS)).to_numpy(dtype=object)
-    return np.array([ratios.get(c, np.nan) for c in concl], dtype=float)
-
-
 def _met(op, a, tv) -> np.ndarray:
     """1.0 where the actual value satisfies the comparator (used where a ratio is meaningless: 指标值 ≤ 0)."""
     conds = [op == "≥", op == "＞", op == "≤", op == "＜", op == "＝"]
@@ -427,10 +633,9 @@ def _met(op, a, tv) -> np.ndarray:
 def _missing_reason(op, a, tv, concl) -> np.ndarray:
     known = np.isin(op, _POSITIVE + _REVERSE + _EQUAL + _QUALITATIVE)
     qual = np.isin(op, _QUALITATIVE)
-    return _where([(~known, "比较符缺失或无法识别"),
-                   (qual & pd.isna(concl), "未填写实际完成情况（达成/部分达成/未达成）"),
-                   (~qual & np.isnan(tv), "指标值不是数字"),
-                   (~qual & np.isnan(a), "未填写实际完成值")], "")
+    conds = [~known, qual & pd.isna(concl), ~qual & np.isnan(tv), ~qual & np.isnan(a)]
+    texts = ["比较符缺失或无法识别", "未填写实际完成情况（达成/部分达成/未达成）", "指标值不是数字", "未填写实际完成值"]
+    return np.select(conds, [np.asarray(t, dtype=object) for t in texts], default=np.asarray("", dtype=object))
 
 
 def _deviation_cut(op, dev, glob: dict) -> np.ndarray:
@@ -444,31 +649,38 @@ def _deviation_cut(op, dev, glob: dict) -> np.ndarray:
     return cut
 
 
-def _allocate(t: pd.DataFrame, rule: _Rule) -> np.ndarray:
+def _allocate(rule: _Rule, unit: np.ndarray, weights: np.ndarray, n_units: int) -> np.ndarray:
     """Spread the group's points over each unit's targets by 分值 (blank → mean of the given ones, all blank or all
-    0 → equal), rounded to 小数位数 by largest remainder so that the shares sum to the group's points exactly."""
-    if t.empty:
+    0 → equal), rounded to 小数位数 by largest remainder so that the shares sum to the group's points exactly.
+    `unit`: the targets' unit positions (sorted); the sums and means are those of groupby-transform."""
+    if not len(unit):
         return np.zeros(0)
-    g = t.groupby(UNIT_KEY, sort=False)
-    w = t["分值"].astype(float).where(t["分值"].astype(float) >= 0)
-    w = w.fillna(w.groupby([t["单位编码"], t["财年"]]).transform("mean")).fillna(1.0)
-    w = w.where(w.groupby([t["单位编码"], t["财年"]]).transform("sum") > 0, 1.0)
+    w = np.where(weights >= 0, weights, np.nan)
+    w = np.where(np.isnan(w), group_mean(w, unit, n_units)[unit], w)
+    w = np.where(np.isnan(w), 1.0, w)
+    w = np.where(group_sum(w, unit, n_units)[unit] > 0, w, 1.0)
     scale = 10 ** rule.digits
-    raw = rule.points * scale * w / w.groupby([t["单位编码"], t["财年"]]).transform("sum")
+    raw = rule.points * scale * w / group_sum(w, unit, n_units)[unit]
     base = np.floor(raw + 1e-9)
-    deficit = round(rule.points * scale) - base.groupby([t["单位编码"], t["财年"]]).transform("sum")
-    order = (raw - base).to_frame("rem").assign(k=g.ngroup(), i=np.arange(len(t))) \
-        .sort_values(["k", "rem", "i"], ascending=[True, False, True])
-    rank = order.groupby("k").cumcount().reindex(t.index)
-    return ((base + (rank < deficit)) / scale).to_numpy(dtype=float)
+    deficit = round(rule.points * scale) - group_sum(base, unit, n_units)[unit]
+    # rank of each target within its unit by remainder, largest first (ties: first target first)
+    order = np.lexsort((np.arange(len(unit)), -(raw - base), unit))
+    starts = np.flatnonzero(np.r_[True, unit[order][1:] != unit[order][:-1]])
+    rank = np.empty(len(unit), dtype=np.intp)
+    rank[order] = np.arange(len(unit)) - np.repeat(starts, np.diff(np.r_[starts, len(unit)]))
+    return (base + (rank < deficit)) / scale
 
 
-def _target_codes(t: pd.DataFrame, code: str) -> np.ndarray:
+def _positions(unit: np.ndarray) -> np.ndarray:
+    """1-based position of each row among the rows of its unit (rows sorted by unit)."""
+    starts = np.flatnonzero(np.r_[True, unit[1:] != unit[:-1]]) if len(unit) else np.zeros(0, dtype=np.intp)
+    return np.arange(len(unit)) - np.repeat(starts, np.diff(np.r_[starts, len(unit)])) + 1
+
+
+def _target_codes(code: str, unit: np.ndarray, seq: np.ndarray) -> np.ndarray:
     """`A19-3` from 序号; a blank 序号 takes the target's position among the unit's targets of the group."""
-    pos = t.groupby(UNIT_KEY, sort=False).cumcount() + 1
-    seq = pd.to_numeric(t["序号"], errors="coerce")
     label = [f"{int(s)}" if not np.isnan(s) and float(s).is_integer() else (f"{s:g}" if not np.isnan(s) else f"{p}")
-             for s, p in zip(seq.to_numpy(dtype=float), pos)]
+             for s, p in zip(seq, _positions(unit).tolist())]
     return np.array([f"{code}-{x}" for x in label], dtype=object)
 
 
@@ -482,10 +694,10 @@ def _number_texts(x) -> list[str]:
     return ["" if np.isnan(v) else f"{v:g}" for v in excel_round(np.asarray(x, dtype=float), 4)]
 
 
-def _target_text(t: pd.DataFrame, with_op: bool = True) -> np.ndarray:
+def _target_text(ops, texts, numbers, units, with_op: bool = True) -> np.ndarray:
     """The target as users read it: `≥3%`, `≤5天`, or the 定性 text; `with_op=False` gives `3%` for sentences."""
     out = []
-    for op, text, num, unit in zip(t["比较符"], t["指标值文本"], _number_texts(t["指标值"]), t["计量单位"]):
+    for op, text, num, unit in zip(ops, texts, numbers, units):
         shown = str(text).strip() if not pd.isna(text) and str(text).strip() else num
         if op == "定性" or shown[:1] in "≥＞＝≤＜><=":
             out.append(shown if with_op or op == "定性" else shown[1:].lstrip("="))
@@ -494,10 +706,9 @@ def _target_text(t: pd.DataFrame, with_op: bool = True) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
-def _actual_text(t: pd.DataFrame) -> np.ndarray:
+def _actual_text(ops, texts, numbers, concls, units) -> np.ndarray:
     out = []
-    for op, text, num, concl, unit in zip(t["比较符"], t["实际完成值文本"], _number_texts(t["实际完成值"]),
-                                          t["结论"], t["计量单位"]):
+    for op, text, num, concl, unit in zip(ops, texts, numbers, concls, units):
         if op == "定性":
             out.append("未填写" if pd.isna(concl) else str(concl))
         elif not pd.isna(text) and str(text).strip():
@@ -507,21 +718,34 @@ def _actual_text(t: pd.DataFrame) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
-def _target_reasons(rule: _Rule, t, rate, dev, ratio, cut, share, score, missing) -> np.ndarray:
+def _target_reasons(rule: _Rule, facts: _TargetFacts, rows: np.ndarray, share, score) -> np.ndarray:
     """扣分说明 of each target: why it scored less than its share (empty when it got the share)."""
-    op = t["比较符"].to_numpy(dtype=object)
-    target, plain, actual = _target_text(t), _target_text(t, with_op=False), _actual_text(t)
-    word = _where([(np.isin(op, _REVERSE), "高于"), (np.isin(op, _EQUAL), "不等于")], "低于")
-    lost = rule.num(share - score)
-    reason = _where([
-        (missing != "", _texts("{}，该项 {} 分不得分", missing, rule.num(share))),
-        (np.isin(op, _QUALITATIVE), _texts("实际完成“{}”，按 {} 得 {} 分", actual, _pct(ratio), rule.num(score))),
-        (cut > 0, _texts("实际 {}，指标值 {}，完成率 {}，偏离度 {} 达到 {} 档，指标值可能设置过低，扣减该项分值的 {}"
-                         "（{} 分），得 {} 分", actual, target, _pct(rate), _pct(dev),
-                         [short_pct(_tier_bound(c, rule.glob)) for c in cut], [short_pct(c) for c in cut],
-                         lost, rule.num(score)))],
-        _texts("实际 {}，{}指标值 {}，完成率 {}，按比例得 {} 分", actual, word, plain, _pct(rate), rule.num(score)))
-    return np.where(score < share, reason, "")
+    op, missing, cut = facts.op[rows], facts.missing[rows], facts.cut[rows]
+    rate, dev, ratio = facts.rate[rows], facts.dev[rows], facts.ratio[rows]
+    actual, target, plain = (facts.texts[k][rows] for k in ("actual", "target", "plain"))
+    glob = rule.glob
+
+    def deviation(j):
+        lost = rule.num(share[j] - score[j])
+        return _texts("实际 {}，指标值 {}，完成率 {}，偏离度 {} 达到 {} 档，指标值可能设置过低，扣减该项分值的 {}"
+                      "（{} 分），得 {} 分", actual[j], target[j], _pct(rate[j]), _pct(dev[j]),
+                      [short_pct(_tier_bound(c, glob)) for c in cut[j]], [short_pct(c) for c in cut[j]],
+                      lost, rule.num(score[j]))
+
+    def proportional(j):
+        word = np.select([np.isin(op[j], _REVERSE), np.isin(op[j], _EQUAL)], ["高于", "不等于"], default="低于")
+        return _texts("实际 {}，{}指标值 {}，完成率 {}，按比例得 {} 分", actual[j], word, plain[j], _pct(rate[j]),
+                      rule.num(score[j]))
+
+    reason = np.full(len(rows), "", dtype=object)
+    lost = np.flatnonzero(score < share)
+    if len(lost):
+        reason[lost] = _pick(lost, [
+            (missing != "", lambda j: _texts("{}，该项 {} 分不得分", missing[j], rule.num(share[j]))),
+            (np.isin(op, _QUALITATIVE), lambda j: _texts("实际完成“{}”，按 {} 得 {} 分", actual[j], _pct(ratio[j]),
+                                                         rule.num(score[j]))),
+            (cut > 0, deviation)], proportional)
+    return reason
 
 
 def _tier_bound(cut: float, glob: dict) -> float:
@@ -529,55 +753,66 @@ def _tier_bound(cut: float, glob: dict) -> float:
     return next((b for b, p in sorted(glob.get("偏离度档", []), reverse=True) if p == cut), 0.0)
 
 
-def _empty_groups(rule: _Rule, units: pd.DataFrame, t: pd.DataFrame):
+def _empty_groups(rule: _Rule, tables: _Tables, unit: np.ndarray, issues: list[Issue]) -> dict:
     """One row per unit without any target of the group: 0 points and an 错误, or full points with `不适用=满分`."""
-    have = t[UNIT_KEY].drop_duplicates().assign(_has=True)
-    lacking = units.merge(have, on=UNIT_KEY, how="left")
-    lacking = lacking[lacking["_has"].isna()][UNIT_KEY].reset_index(drop=True)
+    has = np.zeros(tables.n, dtype=bool)
+    has[unit] = True
+    lacking = np.flatnonzero(~has)
     levels = "、".join(rule.params["一级指标"])
     full = rule.params.get("不适用") == "满分"
-    part = lacking.assign(
-        指标编码=rule.code, 一级指标=rule.level1, 二级指标=rule.level2, 三级指标=rule.name, 指标值="", 实际完成值="未填写",
-        完成率=np.nan, 分值=rule.points, 得分=rule.points if full else 0.0,
-        扣分说明=f"不适用：未填写{levels}，按规则得满分" if full else f"未填写{levels}，该项 {rule.points:g} 分不得分",
-        状态=STATE_NA if full else STATE_MISSING, 计算方法=rule.calc, 评分方法=rule.method, _sub=0, _rule=rule.code)
     make, text = (info, "按规则得满分") if full else (error, "不得分。请在绩效目标表中填写")
-    issues = [_unit_issue(make, "targets-group-missing", f"未填写{levels}，{_quoted(rule.name)}{rule.points:g} 分{text}。",
-                          u, y, sheet="绩效目标") for u, y in zip(lacking["单位编码"], lacking["财年"])]
-    return part, issues
+    message = f"未填写{levels}，{_quoted(rule.name)}{rule.points:g} 分{text}。"
+    issues += [_unit_issue(make, "targets-group-missing", message, u, y, sheet="绩效目标")
+               for u, y in zip(tables.codes[lacking], tables.years[lacking].tolist())]
+    return dict(
+        pos=lacking, _sub=0, 指标编码=rule.code, 一级指标=rule.level1, 二级指标=rule.level2, 三级指标=rule.name,
+        指标值="", 实际完成值="未填写", 完成率=np.nan, 分值=rule.points, 得分=rule.points if full else 0.0,
+        扣分说明=f"不适用：未填写{levels}，按规则得满分" if full else f"未填写{levels}，该项 {rule.points:g} 分不得分",
+        状态=STATE_NA if full else STATE_MISSING, 计算方法=rule.calc, 评分方法=rule.method, _rule=rule.code)
 
 
-def _target_issues(rule: _Rule, t: pd.DataFrame, dev, cut, missing) -> list[Issue]:
+def _target_issues(tables: _Tables, facts: _TargetFacts, rows: np.ndarray, issues: list[Issue]) -> None:
     """错误 for targets that cannot be scored; 提示 for 偏离度 deductions (the target was probably set too low)."""
-    issues = []
+    t = facts.table
+    missing, cut, dev = facts.missing[rows], facts.cut[rows], facts.dev[rows]
     for i in np.flatnonzero((missing != "") | (cut > 0)):
-        r = t.iloc[i]
-        where = dict(file="" if pd.isna(r["_file"]) else str(r["_file"]),
-                     sheet="绩效目标" if pd.isna(r["_sheet"]) else str(r["_sheet"]),
-                     cell="" if pd.isna(r["单元格"]) else str(r["单元格"]))
-        row = "" if pd.isna(r["_row"]) else f"第 {int(r['_row'])} 行"
+        r = rows[i]
+        file, sheet, cell, row = (t.values(c)[r] for c in ("_file", "_sheet", "单元格", "_row"))
+        where = dict(file="" if pd.isna(file) else str(file), sheet="绩效目标" if pd.isna(sheet) else str(sheet),
+                     cell="" if pd.isna(cell) else str(cell))
+        row = "" if pd.isna(row) else f"第 {int(row)} 行"
+        unit, year, name = t.codes[r], t.years[r], t.values("三级指标")[r]
         if missing[i]:
-            issues.append(_unit_issue(error, "target-not-scorable", f"绩效目标{row}“{r['三级指标']}”{missing[i]}，"
-                                      "该项不得分。请补填后重新运行。", *r[UNIT_KEY], **where))
+            issues.append(_unit_issue(error, "target-not-scorable", f"绩效目标{row}“{name}”{missing[i]}，"
+                                      "该项不得分。请补填后重新运行。", unit, year, **where))
         else:
-            issues.append(_unit_issue(info, "target-deviation", f"绩效目标{row}“{r['三级指标']}”偏离度 "
+            issues.append(_unit_issue(info, "target-deviation", f"绩效目标{row}“{name}”偏离度 "
                                       f"{_pct([dev[i]])[0]}，指标值可能设置过低，已扣减该项分值的 {short_pct(cut[i])}。",
-                                      *r[UNIT_KEY], value=_pct([dev[i]])[0], **where))
-    return issues
+                                      unit, year, value=_pct([dev[i]])[0], **where))
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Totals.
 
-def _totals(details: pd.DataFrame, units: pd.DataFrame, framework: Framework) -> pd.DataFrame:
-    """One row per unit: 总分 (sum of the rounded item scores), 等级, and the score of each 一级指标."""
-    by_level = details.pivot_table(index=UNIT_KEY, columns="一级指标", values="得分", aggfunc="sum", observed=True)
-    by_level = by_level.reindex(columns=framework.level1_order, fill_value=0.0).fillna(0.0)
-    totals = units.merge(by_level.reset_index(), on=UNIT_KEY, how="left")
-    total = excel_round(details.groupby(UNIT_KEY)["得分"].sum().reindex(
-        pd.MultiIndex.from_frame(units)).fillna(0.0).to_numpy(dtype=float), framework.digits)
+def _totals(details: pd.DataFrame, parts: _Details, framework: Framework) -> pd.DataFrame:
+    """One row per unit: 总分 (sum of the rounded item scores), 等级, and the score of each 一级指标. The sums are
+    those of `details.groupby(单位编码, 财年)` and of its pivot by 一级指标."""
+    tables, pos = parts.tables, parts.pos
+    score = details["得分"].to_numpy(dtype=float)
+    level_codes, level_names = pd.factorize(details["一级指标"].to_numpy(dtype=object), sort=True)
+    n_levels = max(len(level_names), 1)
+    by_level = group_sum(score, pos * n_levels + level_codes, tables.n * n_levels).reshape(tables.n, n_levels)
+    has_rows = np.bincount(pos, minlength=tables.n) > 0
+    total = group_sum(score, pos, tables.n)
+    total = excel_round(np.where(np.isnan(total), 0.0, total), framework.digits)
     lows = [low for _, low in framework.grades]
     grade = np.select([total >= low for low in lows], [g for g, _ in framework.grades], default="") \
         if lows else np.full(len(total), "")
-    levels = {c: excel_round(totals[c].to_numpy(dtype=float), framework.digits) for c in framework.level1_order}
-    return totals[UNIT_KEY].assign(总分=total, 等级=grade.astype(object), **levels)
+    where = {name: i for i, name in enumerate(level_names)}
+    levels = {}
+    for name in framework.level1_order:
+        sums = by_level[:, where[name]] if name in where else np.zeros(tables.n)
+        sums = np.where(np.isnan(sums), 0.0, sums)  # pivot_table drops an all-NaN sum; reindex fills 0
+        levels[name] = excel_round(np.where(has_rows, sums, np.nan), framework.digits)
+    return pd.DataFrame({"单位编码": pd.array(tables.codes, dtype=TEXT_DTYPE), "财年": tables.years, "总分": total,
+                         "等级": grade.astype(object), **levels})

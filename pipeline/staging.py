@@ -443,13 +443,25 @@ def _required_blank(ctx: _Ctx, f: Field, cell: str, hint: str = "") -> Issue:
 
 # --- key-value sheets -----------------------------------------------------------------------------------------
 
+# Per-process memos of pure functions of a cell's text (labels, choices, subtotal words): the same few spellings
+# fill most cells of every file. Bounded in entries, and long text (free-text notes) is never kept.
+_MEMO_TEXT_LEN = 64
+
+
+def _label_key(text: str) -> str:
+    """normalize_label of a header or key cell's text."""
+    return _normalized_label(text) if len(text) <= _MEMO_TEXT_LEN else normalize_label(text)
+
+
+_normalized_label = functools.lru_cache(maxsize=4096)(normalize_label)
+
 
 def _stage_kv(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx: _Ctx) -> list[Issue]:
     """Key in column A (matched by normalize_label), value in column B. Grain: one value per spec field."""
     found = _kv_locations(raw.grid) if raw is not None else {}
     values, cells, issues = {}, {}, []
     for f in spec.fields:
-        loc = found.get(normalize_label(f.name))
+        loc = found.get(_label_key(f.name))
         if loc is None:
             values[f.name] = blank_value(f)
             if raw is not None and f.required:
@@ -473,11 +485,12 @@ def _kv_locations(grid: pd.DataFrame) -> dict[str, tuple[int, object]]:
     """normalised key → (Excel row, raw value in column B); the first occurrence of a key wins."""
     if grid.shape[1] == 0:
         return {}
-    values = grid[1] if grid.shape[1] > 1 else pd.Series(None, index=grid.index, dtype=object)
+    keys = grid[0].tolist()
+    values = grid[1].tolist() if grid.shape[1] > 1 else [None] * len(keys)
     out: dict[str, tuple[int, object]] = {}
-    for row, key, value in zip(grid.index, grid[0], values):
+    for row, key, value in zip(grid.index.tolist(), keys, values):
         if isinstance(key, str) and key.strip():
-            out.setdefault(normalize_label(key), (int(row), value))
+            out.setdefault(_label_key(key), (int(row), value))
     return out
 
 
@@ -493,24 +506,45 @@ def _missing_key(ctx: _Ctx, f: Field) -> Issue:
 def _stage_table(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx: _Ctx) -> list[Issue]:
     """Find the header by label, then parse each data row. Grain of the result: one row per non-blank,
     non-subtotal Excel row below the header."""
-    staged.tables[spec.name], staged.colmaps[spec.name] = empty_table(spec), {}
     if raw is None or raw.grid.empty:
+        staged.tables[spec.name], staged.colmaps[spec.name] = empty_table(spec), {}
         return [] if raw is None or not spec.required else [_header_not_found(ctx, spec)]
-    header_row, colmap, issues = _find_header(raw.grid, spec, ctx)
+    rows = _grid_rows(raw.grid)
+    header_row, colmap, issues = _find_header(rows[:HEADER_SCAN_ROWS], spec, ctx)
     if header_row is None:
+        staged.tables[spec.name], staged.colmaps[spec.name] = empty_table(spec), {}
         return issues
-    records = []
-    below = raw.grid.loc[raw.grid.index > header_row]
-    columns = list(below.columns)
-    # Plain dicts per row (column → value): a pandas Series per row costs more than parsing the row.
-    for row, values in zip(below.index.tolist(), below.to_numpy(dtype=object).tolist()):
-        record, row_issues = _stage_row(dict(zip(columns, values)), int(row), spec, colmap, ctx)
-        issues += row_issues
-        if record is not None:
-            records.append(record)
-    staged.tables[spec.name] = _table_frame(spec, records)
+    # The whole sheet is staged as plain Python lists, one column list per field, and becomes a DataFrame once:
+    # pandas objects per row or per cell cost far more than parsing the cells.
+    kept, row_numbers = [], []
+    stage_row = _RowStager(spec, colmap, ctx)
+    for row, values in rows:
+        if row > header_row:
+            record = stage_row(values, row, issues)
+            if record is not None:
+                kept.append(record)
+                row_numbers.append(row)
+    staged.tables[spec.name] = _table_frame(spec, list(zip(*kept)) if kept else None, row_numbers, ctx)
     staged.colmaps[spec.name] = {name: col_letter(c) for name, c in colmap.items()}
     return issues
+
+
+def _grid_rows(grid: pd.DataFrame) -> list[tuple[int, list]]:
+    """The grid as (Excel row, cell values by 0-based column index) in grid order. Load's grids have columns
+    0..width-1, so a row's list position is its column; any other column labels are placed at their index."""
+    values = grid.to_numpy(dtype=object).tolist()
+    index = [int(r) for r in grid.index.tolist()]
+    columns = [int(c) for c in grid.columns.tolist()]
+    if columns != list(range(len(columns))):
+        width = max(columns, default=-1) + 1
+        dense = []
+        for row in values:
+            out = [None] * width
+            for c, v in zip(columns, row):
+                out[c] = v
+            dense.append(out)
+        values = dense
+    return list(zip(index, values))
 
 
 def table_columns(spec: SheetSpec) -> list[str]:
@@ -524,35 +558,37 @@ def empty_table(spec: SheetSpec) -> pd.DataFrame:
 
 @functools.lru_cache(maxsize=None)
 def _empty_table(spec: SheetSpec) -> pd.DataFrame:
-    return _table_frame(spec, [])
+    return _table_frame(spec, None, [], _Ctx("", "", spec.name))
 
 
-def _table_frame(spec: SheetSpec, records: list[dict]) -> pd.DataFrame:
-    """Records → DataFrame. Numeric kinds as float64, `_row` as int64, everything else object (so blanks stay
-    None rather than being turned into NaN by pandas' string inference)."""
-    def column(name: str, dtype) -> pd.Series:
-        out = np.empty(len(records), dtype=dtype)  # filled element-wise: np.array would nest list values
-        for i, r in enumerate(records):
-            out[i] = r[name]
-        # An explicit object Series: pandas 3 would otherwise infer its `str` dtype and turn None into NaN.
-        return pd.Series(out, dtype=dtype, copy=False)
+def _table_frame(spec: SheetSpec, columns: list | None, rows: list[int], ctx: _Ctx) -> pd.DataFrame:
+    """Column sequences (one per spec field; None when there are no rows) of the Excel rows `rows` → DataFrame.
+    Numeric kinds as float64, `_row` as int64, everything else object (so blanks stay None rather than being turned
+    into NaN by pandas' string inference)."""
+    n = len(rows)
+    arrays = []
+    for i, f in enumerate(spec.fields):
+        values = columns[i] if columns is not None else ()
+        # np.fromiter places each value as one object (np.array would nest list values).
+        arrays.append(np.array(values, dtype=np.float64) if f.kind in NUMERIC_KINDS
+                      else np.fromiter(values, dtype=object, count=n))
+    arrays += [np.full(n, ctx.file, dtype=object), np.full(n, ctx.sheet, dtype=object), np.array(rows, dtype=np.int64)]
+    # The arrays as they are, in one step. The public constructor would infer pandas 3's `str` dtype for an object
+    # array (turning None into NaN) unless each became an object Series first, which costs three times as much.
+    return pd.DataFrame._from_arrays(arrays, columns=pd.Index(table_columns(spec)), index=pd.RangeIndex(n),
+                                     verify_integrity=False)
 
-    data = {f.name: column(f.name, np.float64 if f.kind in NUMERIC_KINDS else object) for f in spec.fields}
-    data.update(_file=column("_file", object), _sheet=column("_sheet", object), _row=column("_row", np.int64))
-    return pd.DataFrame(data, columns=table_columns(spec), copy=False)
 
-
-def _find_header(grid: pd.DataFrame, spec: SheetSpec, ctx: _Ctx) -> tuple[int | None, dict[str, int], list[Issue]]:
+def _find_header(rows: list[tuple[int, list]], spec: SheetSpec,
+                 ctx: _Ctx) -> tuple[int | None, dict[str, int], list[Issue]]:
     """The header is the row among the first HEADER_SCAN_ROWS matching the most field labels (normalised), so rows
     inserted above it, reordered columns and extra user columns are all fine. Returns (row, field → column index)."""
-    wanted = {normalize_label(f.name): f.name for f in spec.fields}
+    wanted = {_label_key(f.name): f.name for f in spec.fields}
     best_row, best = None, {}
-    columns = list(grid.columns)
-    top = grid.iloc[:HEADER_SCAN_ROWS]
-    for row, values in zip(top.index.tolist(), top.to_numpy(dtype=object).tolist()):
-        found = _header_matches(dict(zip(columns, values)), wanted)
+    for row, values in rows:
+        found = _header_matches(values, wanted)
         if len(found) > len(best):
-            best_row, best = int(row), found
+            best_row, best = row, found
     if best_row is None:
         return None, {}, [_header_not_found(ctx, spec)]
     colmap = {name: cols[0] for name, cols in best.items()}
@@ -561,11 +597,11 @@ def _find_header(grid: pd.DataFrame, spec: SheetSpec, ctx: _Ctx) -> tuple[int | 
     return best_row, colmap, issues
 
 
-def _header_matches(cells: dict, wanted: dict[str, str]) -> dict[str, list[int]]:
+def _header_matches(values: list, wanted: dict[str, str]) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
-    for col, value in cells.items():
-        if isinstance(value, str) and (name := wanted.get(normalize_label(value))):
-            found.setdefault(name, []).append(int(col))
+    for col, value in enumerate(values):
+        if isinstance(value, str) and (name := wanted.get(_label_key(value))):
+            found.setdefault(name, []).append(col)
     return found
 
 
@@ -595,30 +631,126 @@ _TEMPLATE_TOTAL_SHEETS = frozenset({"预算执行", "三公经费", "月度支�
 _SUBTOTAL_RE = re.compile(r"(本页|本表|全部|全年|总)?(合计|小计|总计)")
 _SUBTOTAL_SUFFIX_RE = re.compile(r".{0,12}(合计|小计|总计)")
 _NOTE_RE = re.compile(r"(注|说明|备注|填表说明)\s*[:：\d]")
+_SPACE_RE = re.compile(r"\s")
+_SUBTOTAL_NOISE_RE = re.compile(r"[\s:：]")
+# Field kinds whose parser maps a finite float to itself (parse_number / parse_amount / parse_value).
+_FLOAT_AS_IS = frozenset({AMOUNT, NUMBER, VALUE})
 
 
-def _stage_row(cells: dict, row: int, spec: SheetSpec, colmap: dict[str, int], ctx: _Ctx):
-    """One Excel row → (record or None, issues). None for blank, subtotal and note rows."""
-    mapped = {name: cells.get(col) for name, col in colmap.items()}
-    if _is_blank_row(mapped.values()):
-        return None, []
-    skip = _skip_row(cells, row, spec, colmap, ctx)
-    if skip is not False:
-        return None, ([skip] if skip is not None else [])
-    record = {"_file": ctx.file, "_sheet": ctx.sheet, "_row": row}
-    issues = []
-    for f in spec.fields:
-        record[f.name], issue = _stage_cell(f, mapped, row, colmap, ctx)
-        if issue is not None:
-            issues.append(issue)
-    issues += _row_rules(record, row, colmap, ctx)
-    return record, issues
+class _RowStager:
+    """Stages the rows of one table below its header: `(values, row, issues) → record or None` (None for blank,
+    subtotal and note rows; issues are appended). Everything that depends only on the sheet and the header is
+    worked out once here, not per row or per cell."""
+
+    def __init__(self, spec: SheetSpec, colmap: dict[str, int], ctx: _Ctx):
+        self.spec, self.colmap, self.ctx = spec, colmap, ctx
+        # (field, column index or None, column letter, blank value, parser of text cells, finite float read as is)
+        self.plan = [(f, colmap.get(f.name), col_letter(colmap[f.name]) if f.name in colmap else "", blank_value(f),
+                      _text_parser(f), f.kind in _FLOAT_AS_IS) for f in spec.fields]
+        self.mapped = list(colmap.values())
+        self.last_col = max(self.mapped, default=0)
+        self.field_at = {c: spec.field(n) for n, c in reversed(colmap.items())}  # first field of a column wins
+        self.names = [f.name for f in spec.fields]
+
+    def __call__(self, values: list, row: int, issues: list[Issue]) -> list | None:
+        if _is_blank_row([values[c] for c in self.mapped]):
+            return None
+        skip = self._skip(values, row)
+        if skip is not False:
+            if skip is not None:
+                issues.append(skip)
+            return None
+        ctx = self.ctx
+        record = []
+        for f, col, letter, blank, parse_text_cell, float_as_is in self.plan:
+            if col is None:  # a missing column was reported once at the header
+                record.append(blank)
+                continue
+            raw, cell = values[col], f"{letter}{row}"
+            if raw is None or (type(raw) is str and not raw.strip()):  # every parser reads these as blank
+                if cell in ctx.formulas:
+                    issues.append(_uncached_formula(ctx, f, cell))
+                elif f.required:
+                    issues.append(_required_blank(ctx, f, cell))
+                record.append(blank)
+                continue
+            # The two common cases first, then parse_field for the rest (numbers as int, dates, bools, NaN, …).
+            if type(raw) is str:
+                value, problem = parse_text_cell(raw)
+            elif type(raw) is float and float_as_is and math.isfinite(raw):
+                value, problem = raw, None
+            elif is_blank(raw) and cell in ctx.formulas:
+                issues.append(_uncached_formula(ctx, f, cell))
+                record.append(blank)
+                continue
+            else:
+                value, problem = parse_field(f, raw)
+            if problem is None and ctx.percent and cell in ctx.percent and isinstance(raw, Number) \
+                    and not isinstance(raw, bool):
+                value = _percent_cell_value(f, float(raw), value)
+            if problem is not None:
+                value = blank
+                issues.append(_value_issue(ctx, f, cell, raw, problem))
+            elif f.required and _is_missing(value):
+                issues.append(_required_blank(ctx, f, cell))
+            record.append(value)
+        issues += _row_rules(dict(zip(self.names, record)), row, self.colmap, ctx)
+        return record
+
+    def _skip(self, values: list, row: int):
+        """False to keep the row; None to drop it silently; an Issue (提示) to drop it and say so."""
+        # The first *text* cell: a 序号 number may stand before the 合计 label.
+        col = next((c for c, v in enumerate(values[:self.last_col + 1]) if isinstance(v, str) and v.strip()), None)
+        if col is None:
+            return False
+        text = values[col]
+        spec, colmap, ctx = self.spec, self.colmap, self.ctx
+        if _is_subtotal(text, self.field_at.get(col)):
+            return _subtotal_issue(text, row, col, spec, colmap, ctx)
+        if _NOTE_RE.match(text.strip()) and all(is_blank(v) for c, v in enumerate(values) if c != col):
+            msg = f"「{ctx.sheet}」第 {row} 行是说明文字（{cell_ref(row, col)}），已忽略。"
+            return info("note-row-dropped", msg, **ctx.at(cell_ref(row, col), text))
+        return False
+
+
+# Kinds whose parser of text does real work (normalising, matching, a regex); the others (parse_text, parse_value)
+# return non-blank text stripped.
+_MEMO_KINDS = frozenset({AMOUNT, NUMBER, INTEGER, PERCENT, CHOICE, DATE})
+
+
+def _text_parser(f: Field):
+    """parse_field for a non-blank text cell of field `f`; short text of a kind with real parsing is remembered per
+    spelling (项目支出, ≥, 12.5, …). The parsers are pure and their results immutable, so sharing them is safe."""
+    if f.kind not in _MEMO_KINDS:
+        return _stripped
+    parse, memo = functools.partial(parse_field, f), functools.partial(_parse_text_memo, f.kind, f.choices)
+    return lambda raw: memo(raw) if len(raw) <= _MEMO_TEXT_LEN else parse(raw)
+
+
+def _stripped(raw: str) -> tuple[str, None]:
+    return raw.strip(), None
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_text_memo(kind: str, choices: tuple[str, ...], raw: str) -> tuple[object, str | None]:
+    return parse_field(Field("", kind, choices=choices), raw)
 
 
 def _is_blank_row(values) -> bool:
     """No text and no non-zero number. Zeros count as blank because computed cells of an unused template row
     (formulas such as 结转结余数 = 全年预算数 − 实际支出数) are cached as 0 by the writer."""
     for v in values:
+        if v is None:
+            continue
+        t = type(v)
+        if t is float:
+            if v == 0 or math.isnan(v):
+                continue
+            return False
+        if t is str:
+            if v.strip():
+                return False
+            continue
         if is_blank(v):
             continue
         if isinstance(v, Number) and not isinstance(v, (bool, np.bool_)) and v == 0:
@@ -627,66 +759,37 @@ def _is_blank_row(values) -> bool:
     return True
 
 
-def _skip_row(cells: dict, row: int, spec: SheetSpec, colmap: dict[str, int], ctx: _Ctx):
-    """False to keep the row; None to drop it silently; an Issue (提示) to drop it and say so."""
-    # The first *text* cell: a 序号 number may stand before the 合计 label.
-    last_col = max(colmap.values(), default=0)
-    first = next(((int(c), v) for c, v in cells.items() if int(c) <= last_col and isinstance(v, str)
-                  and v.strip()), None)
-    if first is None:
-        return False
-    col, text = first
-    field_at = next((spec.field(n) for n, c in colmap.items() if c == col), None)
-    if _is_subtotal(text, field_at):
-        return _subtotal_issue(text, row, col, spec, colmap, ctx)
-    others = [v for c, v in cells.items() if int(c) != col and not is_blank(v)]
-    if not others and _NOTE_RE.match(text.strip()):
-        msg = f"「{ctx.sheet}」第 {row} 行是说明文字（{cell_ref(row, col)}），已忽略。"
-        return info("note-row-dropped", msg, **ctx.at(cell_ref(row, col), text))
-    return False
-
-
 def _is_subtotal(text: str, f: Field | None) -> bool:
     """合计/小计/总计 (optionally 本页合计 …). In a dropdown column, where such text can never be a valid value,
     any text ending in one of them (项目支出小计) is a subtotal too; in a free-text column such as 统计项 that would
     swallow legitimate names like 投诉举报合计, so only the bare words count there. A cell where 合计 is itself a
     valid choice (汇总方式) is a value, not a label."""
-    key = re.sub(r"[\s:：]", "", unicodedata.normalize("NFKC", text))
-    if f is not None and f.kind == CHOICE and parse_choice(text, f.choices)[1] is None:
+    choices = f.choices if f is not None and f.kind == CHOICE else None
+    return (_subtotal_memo if len(text) <= _MEMO_TEXT_LEN else _is_subtotal_text)(text, choices)
+
+
+def _is_subtotal_text(text: str, choices: tuple[str, ...] | None) -> bool:
+    """`_is_subtotal` by the only things it depends on: the text, and the choices when the column is a dropdown."""
+    key = _SUBTOTAL_NOISE_RE.sub("", unicodedata.normalize("NFKC", text))
+    if choices is not None and parse_choice(text, choices)[1] is None:
         return False
     if _SUBTOTAL_RE.fullmatch(key):
         return True
-    return f is not None and f.kind == CHOICE and bool(_SUBTOTAL_SUFFIX_RE.fullmatch(key))
+    return choices is not None and bool(_SUBTOTAL_SUFFIX_RE.fullmatch(key))
+
+
+_subtotal_memo = functools.lru_cache(maxsize=4096)(_is_subtotal_text)
 
 
 def _subtotal_issue(text: str, row: int, col: int, spec: SheetSpec, colmap: dict[str, int], ctx: _Ctx):
     first_field_col = colmap.get(spec.fields[0].name)
-    label = re.sub(r"\s", "", text)
+    label = _SPACE_RE.sub("", text)
     if spec.name in _TEMPLATE_TOTAL_SHEETS and label in SUBTOTAL_LABELS[:1] and col == first_field_col:
         return None
     cell = cell_ref(row, col)
     msg = (f"「{ctx.sheet}」第 {row} 行是合计/小计行（{cell}「{text.strip()}」），已忽略，不会重复计入。"
            f"如这一行是实际数据，请改用其他名称。")
     return info("subtotal-row-dropped", msg, **ctx.at(cell, text))
-
-
-def _stage_cell(f: Field, mapped: dict, row: int, colmap: dict[str, int], ctx: _Ctx):
-    """(parsed value, issue or None) for one field of one row. A missing column was reported once at the header,
-    so its cells raise no further issue."""
-    if f.name not in colmap:
-        return blank_value(f), None
-    raw = mapped[f.name]
-    cell = cell_ref(row, colmap[f.name])
-    if is_blank(raw) and cell in ctx.formulas:
-        return blank_value(f), _uncached_formula(ctx, f, cell)
-    value, problem = parse_field(f, raw)
-    if problem is None and cell in ctx.percent and isinstance(raw, Number) and not isinstance(raw, bool):
-        value = _percent_cell_value(f, float(raw), value)
-    if problem is not None:
-        return blank_value(f), _value_issue(ctx, f, cell, raw, problem)
-    if f.required and _is_missing(value):
-        return value, _required_blank(ctx, f, cell)
-    return value, None
 
 
 def _uncached_formula(ctx: _Ctx, f: Field, cell: str) -> Issue:

@@ -8,6 +8,7 @@ import os
 import zipfile
 
 import pytest
+from openpyxl import load_workbook
 from xlsx_factory import budget_book, targets_book, work_book, write_xlsx
 
 from pipeline.load import discover, load_file
@@ -123,3 +124,55 @@ def _plain_zip():
 def test_unreadable_path_gives_error(tmp_path):
     src, issues = load_file(tmp_path / "gone.xlsx", tmp_path)
     assert src is None and issues[0].code == "file-unreadable"
+
+
+# --- cell facts from the sheet XML ----------------------------------------------------------------------------
+
+
+def test_percent_formats_and_formulas_without_results_found_per_cell(tmp_path):
+    path = write_xlsx(tmp_path / "w.xlsx", {"工作统计": [["统计项", "1月", "2月", "全年"], ["检查次数", 0.5, 0.25],
+                                                         ["抽检", 3, 4]]}, meta={"模板类型": "工作统计表"})
+    wb = load_workbook(path)
+    ws = wb["工作统计"]
+    ws["B2"].number_format, ws["C2"].number_format, ws["B3"].number_format = "0%", "0.0%", "0.00%"  # 9, custom, 10
+    ws["C3"].number_format = "@"
+    ws["D2"], ws["D3"] = "=B2+C2", "=B3+C3"  # openpyxl saves no result
+    wb.save(path)
+    src, issues = load_file(path, tmp_path)
+    assert issues == []
+    assert src.percent_cells == {"工作统计": frozenset({"B2", "C2", "B3"})}
+    assert src.uncached_formulas == {"工作统计": frozenset({"D2", "D3"})}
+
+
+def test_sheet_without_formulas_or_percent_formats_has_no_cell_facts(tmp_path):
+    src, issues = load_file(work_book(tmp_path / "w.xlsx"), tmp_path)
+    assert issues == [] and set(src.percent_cells) == set(src.sheets) == {"单位信息", "工作统计"}
+    assert not any(src.percent_cells.values()) and not any(src.uncached_formulas.values())
+
+
+_ENTITIES = ('<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+             '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>')
+
+
+@pytest.mark.parametrize("part", ["xl/workbook.xml", "xl/styles.xml"])
+def test_xml_entities_in_a_part_are_never_expanded(tmp_path, part):
+    """An entity declaration (the "billion laughs" expansion) in a part read for the cell facts: those facts are
+    dropped, the values are still read."""
+    path = write_xlsx(tmp_path / "w.xlsx", {"工作统计": [["统计项", "1月"], ["检查次数", 0.5]]},
+                      meta={"模板类型": "工作统计表"})
+    wb = load_workbook(path)
+    wb["工作统计"]["B2"].number_format = "0%"
+    wb.save(path)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(buf, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == part:
+                text = data.decode()
+                root_end = text.index(">", text.index("<", text.index("?>") + 2 if "?>" in text else 0))
+                data = (_ENTITIES + text[:root_end + 1] + "<x>&c;</x>" + text[root_end + 1:]).encode()
+            zout.writestr(info, data)
+    path.write_bytes(buf.getvalue())
+    src, issues = load_file(path, tmp_path)
+    assert issues == [] and src.percent_cells == {} and src.uncached_formulas == {}
+    assert src.sheets["工作统计"].grid.loc[2, 1] == 0.5

@@ -464,3 +464,14 @@ def test_units_are_scored_independently_in_one_call(fw_b):
     got = scores.details[scores.details["指标编码"] == "B01"].set_index("单位编码")["得分"].to_dict()
     assert got == {"U1": 5.00, "U2": 9.00, "U3": 10.00}   # 10 × 0.5, 10 × 0.9, capped
     assert len(scores.totals) == 3
+
+
+def test_details_merge_with_the_targets_in_every_batch(fw_a):
+    """The workbooks match target rows to their details on (_file, _row): that works in a batch with targets and in
+    one without any (whose targets table is empty and untyped), as it did when details were stacked with pd.concat."""
+    targets = [target("U1", level, "≥", 1, 1, seq=i + 1, row=5 + i)
+               for i, level in enumerate(["产出指标", "产出指标", "效益指标", "满意度指标"])]
+    for ind, man, tg in [frames(targets=targets), frames([indicator("U1", "预算执行率", 1.0)]), frames()]:
+        details = score_units(fw_a, ind, man, tg).details
+        scored = details.dropna(subset=["_row"])[["_file", "_row", "得分"]]
+        assert len(tg.merge(scored, on=["_file", "_row"], how="left")) == len(tg)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,13 +14,14 @@ from xlsx_factory import (
     BUDGET_LINES, UNIT, WORK, budget_book, kv_rows, meta_for, targets_book, work_book, write_xlsx,
 )
 
-from pipeline.load import load_file
+from pipeline.load import RawSheet, SourceFile, load_file
+from pipeline.numbers import col_letter, is_blank
 from pipeline.spec import (
     AGGREGATIONS, BUDGET_EXECUTION, COMPARATORS, CONCLUSIONS, SANGONG_ITEMS, SPENDING_CATEGORIES, YES_NO,
 )
 from pipeline.staging import (
-    parse_amount, parse_choice, parse_date, parse_int, parse_number, parse_percent, parse_text, parse_value,
-    stage_file,
+    blank_value, parse_amount, parse_choice, parse_date, parse_field, parse_int, parse_number, parse_percent,
+    parse_text, parse_value, stage_file,
 )
 
 
@@ -296,3 +299,49 @@ def test_targets_values_kept_raw(tmp_path):
     row = staged.tables["绩效目标"].iloc[0]
     assert issues == []
     assert (row["一级指标"], row["比较符"], row["指标值"], row["实际完成值"]) == ("产出指标", "≥", "≥80次", 81.0)
+
+
+# --- every cell by its field's parser -------------------------------------------------------------------------
+
+TABLE_CELL = st.one_of(
+    st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 10**6), st.booleans(),
+    st.dates(), st.datetimes(), st.text(max_size=6),
+    st.sampled_from(["", "  ", "—", "无", "12.5", "1,234", "(3)", "75%", "十万", "12345元", "81次", "项目支出",
+                     "人员经费", "是", "Y", "也许", "≥80次", "达成", "2024-01-15", "合计", "注：略"]),
+)
+BUDGET_FIELDS = BUDGET_EXECUTION.sheet("预算执行").fields
+
+
+def identical(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and a == b
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=st.lists(st.lists(TABLE_CELL, min_size=len(BUDGET_FIELDS), max_size=len(BUDGET_FIELDS)), max_size=6),
+       formulas=st.sets(st.sampled_from([f"{col_letter(c)}{r}" for c in range(len(BUDGET_FIELDS)) for r in (2, 3, 4)]),
+                        max_size=4))
+def test_each_staged_value_is_its_fields_parse(body, formulas):
+    """Whatever path a cell takes inside staging, its value is parse_field's (blank where that finds a problem, or
+    where a formula left no saved result), and every such problem is reported at that cell."""
+    grid = pd.DataFrame([[f.label for f in BUDGET_FIELDS], *body], dtype=object)
+    grid.index = pd.RangeIndex(1, len(grid) + 1)
+    src = SourceFile(path=Path("r.xlsx"), rel="r.xlsx", sha256="0", template=BUDGET_EXECUTION, meta={},
+                     sheets={"预算执行": RawSheet("预算执行", grid)}, uncached_formulas={"预算执行": frozenset(formulas)})
+    staged, issues = stage_file(src)
+    table = staged.tables["预算执行"]
+    at = {(i.sheet, i.cell, i.code) for i in issues}
+    columns = {f.name: table[f.name].tolist() for f in BUDGET_FIELDS}
+    assert table["_file"].tolist() == ["r.xlsx"] * len(table) and table["_sheet"].tolist() == ["预算执行"] * len(table)
+    for k, row in enumerate(table["_row"].tolist()):
+        for c, f in enumerate(BUDGET_FIELDS):
+            raw, cell = body[row - 2][c], f"{col_letter(c)}{row}"
+            value, problem = parse_field(f, raw)
+            if is_blank(raw) and cell in formulas:
+                value, problem = blank_value(f), "formula"
+                assert ("预算执行", cell, "formula-no-value") in at
+            elif problem is not None:
+                value = blank_value(f)
+                assert any(i.cell == cell and i.code.startswith("bad-") for i in issues)
+            assert identical(columns[f.name][k], value), (f.name, raw, columns[f.name][k], value)

@@ -1,0 +1,236 @@
+"""render's fast paths change nothing: cells stored directly and `<sheetData>` written by `_Sheet` give exactly the
+bytes of xlsxwriter's own methods; the pure-Python stand-ins for small pandas calls give pandas' figures bit for
+bit; a written workbook leaves no reference cycle and the garbage collector is left as it was."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import render
+from pipeline.framework import default_framework_path, load_framework
+from pipeline.issues import Issue, issues_frame
+from pipeline.run import evaluate, write_monitoring_outputs, write_outputs
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "input_templates" / "example"
+DEFECTS = REPO / "tests" / "fixtures" / "defects"
+
+
+@pytest.fixture(scope="module")
+def framework():
+    fw, problems = load_framework(default_framework_path())
+    assert fw is not None, problems
+    return fw
+
+
+def workbooks(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*.xlsx"))}
+
+
+def test_fast_path_is_on_for_the_pinned_xlsxwriter():
+    assert render._FAST, ("xlsxwriter is not a version in render._FAST_XLSXWRITER: workbooks are written the slow "
+                          "way. Run this file with the new version added there; if it passes, keep it.")
+
+
+@pytest.mark.parametrize("source", [EXAMPLE, DEFECTS], ids=["example", "defects"])
+def test_fast_and_stock_paths_write_the_same_bytes(tmp_path, monkeypatch, framework, source):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    ev = evaluate(source, framework)
+    digests = {}
+    for fast in (True, False):  # stock: xlsxwriter's methods, and pandas for every sum
+        monkeypatch.setattr(render, "_FAST", fast)
+        monkeypatch.setattr(render, "_PANDAS_SUMS", fast)
+        write_outputs(ev, framework, tmp_path / str(fast), force=True)
+        digests[fast] = workbooks(tmp_path / str(fast))
+    assert len(digests[True]) >= 2  # unit workbook(s) and 汇总.xlsx
+    assert digests[True] == digests[False]
+
+
+def test_fast_and_stock_paths_write_the_same_monitoring_workbooks(tmp_path, monkeypatch, framework):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    ev = evaluate(EXAMPLE, framework)
+    digests = {}
+    for fast in (True, False):
+        monkeypatch.setattr(render, "_FAST", fast)
+        monkeypatch.setattr(render, "_PANDAS_SUMS", fast)
+        write_monitoring_outputs(ev, framework, tmp_path / str(fast), 2023, 6)
+        digests[fast] = workbooks(tmp_path / str(fast))
+    assert digests[True] and digests[True] == digests[False]
+
+
+ODD_VALUES = [
+    None, math.nan, pd.NA, True, False, 0, -3, 7.5, -0.0, 0.0, 1e-7, -123456.789, 1e15, 123456789.125,
+    np.int64(4), np.float64(2.5), np.bool_(True), pd.Timestamp("2024-01-01"), 12345678901234567890,
+    "", " 前后空格 ", '=HYPERLINK("http://x","点击")', "http://example.com", "=1+1", "_x0041_", "控制\x01字符",
+    "a<b & c>\"d\"", "换行\n文本", "长" * 20000, "a" * 40000,
+]
+
+
+def _odd_book(path: Path, fast: bool) -> None:
+    """Every kind of value and cell the workbooks hold, plus what the fast path hands back to xlsxwriter."""
+    book = render.Book(path, "测试 & <标题>")
+    book.fast = fast
+    rng = random.Random(7)
+    ws = book.sheet("表一", header_rows=0)
+    columns = [(f"列{j}", fmt) for j, fmt in enumerate(["text", "number", "general", "percent", "amount", "int"])]
+    rows = [{name: rng.choice(ODD_VALUES) for name, _ in columns} for _ in range(80)]
+    book.table(ws, 2, columns, rows, left=1)
+    book.table(ws, 90, columns[:3], rows[:6], span_last=2)
+    book.table(ws, 100, columns, [])
+    ws.write_comment(110, 3, "只有批注的一行")
+    ws.write_comment(4, 9, "数据行上的批注，列在表外")
+    ws.set_row(5, 30)  # a data row with its own height
+    ws.set_row(112, 20)  # a row with a height only
+    ws.write_datetime(113, 0, pd.Timestamp("2024-05-01").to_pydatetime(), book.fmt["text"])
+    ws.write_boolean(113, 1, True, book.fmt["text"])
+    ws.write_number(113, 2, 1.0)  # no format: xlsxwriter's own writer
+    ws.write_rich_string(113, 3, "普通", book.fmt["title"], "加粗")
+    for k, (text, cached) in enumerate([("=ROUND(B4*2,2)", 1.5), ('=IF(B4>0,"优","差")', "优"), ("=B4>0", True),
+                                        ("=1/0", "#DIV/0!"), ("=B4", ""), ("=SORT(B4:B9)", 0),
+                                        ("{=SUM(B4:B9*C4:C9)}", 2), ("=ROUND(B4*2,2)", 1.5)]):
+        book.formula(ws, 120 + k, 1, text, "number", cached)
+    book.formula(ws, 2_000_000, 1, "=1", "number", 1)  # outside the sheet: ignored by both
+    book.table(book.sheet("空表"), 0, columns, [])
+    book.close()
+
+
+def test_fast_and_stock_paths_agree_on_odd_values(tmp_path):
+    _odd_book(tmp_path / "fast.xlsx", fast=True)
+    _odd_book(tmp_path / "stock.xlsx", fast=False)
+    assert (tmp_path / "fast.xlsx").read_bytes() == (tmp_path / "stock.xlsx").read_bytes()
+
+
+def test_infinity_is_refused_on_both_paths(tmp_path):
+    for fast in (True, False):
+        book = render.Book(tmp_path / f"{fast}.xlsx", "x")
+        book.fast = fast
+        ws = book.sheet("s")
+        with pytest.raises(TypeError):
+            book.table(ws, 0, [("a", "number")], [{"a": 1.0}, {"a": math.inf}])
+
+
+def _adversarial_floats(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Magnitudes far apart (where compensated and plain sums part), ordinary figures, NaN and -0.0."""
+    pool = np.array([1e16, -1e16, 1.0, 0.1, 0.7, 3.3, 1e-8, np.nan, -0.0, 2.5e15, 8.7, 9.6])
+    out = rng.choice(pool, size=n)
+    plain = rng.random(n) < 0.5
+    out[plain] = np.round(rng.normal(0, 1000, size=plain.sum()), rng.integers(0, 6))
+    return out
+
+
+def _same(a, b) -> bool:
+    return np.float64(a).tobytes() == np.float64(b).tobytes()
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_group_sums_are_pandas_groupby_sums(contiguous):
+    rng = np.random.default_rng(11 + contiguous)
+    for trial in range(600):
+        n = int(rng.integers(0, 40))
+        codes = rng.integers(0, 5, size=n)
+        if contiguous:  # pandas' reduceat path; a missing key can only come first
+            codes = np.sort(codes)
+        keys = [[None, "甲", "乙", "丙", math.nan][k] for k in codes]
+        a, b = _adversarial_floats(rng, n), _adversarial_floats(rng, n)
+        if trial % 3 == 0:  # no NaN at all
+            a[np.isnan(a)], b[np.isnan(b)] = -0.0, 2.5
+        if trial % 7 == 0 and n:
+            a[0] = 1e308
+            a[-1] = 1e308
+        df = pd.DataFrame({"k": pd.Series(keys, dtype=object), "a": a, "b": b})
+        named = df.groupby("k", sort=False).agg(a=("a", "sum"), b=("b", "sum"))
+        got = render._group_sums(df["k"].tolist(), [df["a"].tolist(), df["b"].tolist()], one_block=False)
+        assert list(got) == list(named.index)
+        for key, sums in got.items():
+            assert all(_same(x, y) for x, y in zip(sums, named.loc[key])), (keys, a, b)
+        block = df.groupby("k", sort=False)[["a", "b"]].sum()
+        got = render._group_sums(df["k"].tolist(), [df["a"].tolist(), df["b"].tolist()], one_block=True)
+        if got is None:  # NaN in one column only: pandas' algorithm depends on the frame's layout
+            assert np.isnan(a).any() != np.isnan(b).any()
+            continue
+        assert list(got) == list(block.index)
+        for key, sums in got.items():
+            assert all(_same(x, y) for x, y in zip(sums, block.loc[key])), (keys, a, b)
+
+
+def test_pinned_pandas_sums_are_replicated():
+    assert render._PANDAS_SUMS, ("pandas is not a version in render._PANDAS_SUMS: small sums go through pandas. Run "
+                                 "this file with the new version added there; if it passes, keep it.")
+
+
+def test_column_sum_is_the_pandas_sum():
+    rng = np.random.default_rng(12)
+    for n in [*range(40), 127, 128, 129, 300]:
+        s = pd.Series(_adversarial_floats(rng, n))
+        got = render._column_sum(s.to_frame("x"), "x", s.tolist())
+        assert _same(got, pd.to_numeric(s).sum())
+    mixed = pd.DataFrame({"x": pd.Series([1, "2", None], dtype=object)})
+    assert render._column_sum(mixed, "x", mixed["x"].tolist()) == pd.to_numeric(mixed["x"]).sum()
+
+
+def test_widest_is_the_widest_value_as_grow_measures_it():
+    rng = random.Random(13)
+    pool = [0.0, -0.0, -1e-9, 0.004, 0.005, -0.005, 999.995, -999.995, 1e6, -1e6, 123456789.125, math.nan, math.inf,
+            None, "", "文本", "text", "混合 text", 3, True]
+    for _ in range(3000):
+        values = [rng.choice(pool) if rng.random() < 0.7 else rng.uniform(-1, 1) * 10 ** rng.randint(-3, 9)
+                  for _ in range(rng.randint(0, 8))]
+        widths = [len(f"{v:,.2f}") for v in values if type(v) is float and math.isfinite(v)]
+        widths += [render.display_width(v) for v in values if type(v) is str]
+        assert render._widest(values, 16383) == max(widths, default=-1), values
+
+
+def test_issue_columns_are_the_issues_frame_in_order():
+    rng = random.Random(14)
+    for _ in range(200):
+        issues = [Issue(rng.choice(["错误", "警告", "提示"]), rng.choice(["a", "b"]), f"问题{k}",
+                        file=rng.choice(["f1.xlsx", "f2.xlsx", ""]), sheet=rng.choice(["表", "sheet", ""]),
+                        cell=rng.choice(["A1", "B2", ""]), value=rng.choice(["", "x"]), unit=rng.choice(["u1", "u2"]),
+                        year=2023) for k in range(rng.randint(0, 12))]
+        if issues and rng.random() < 0.2:
+            issues[0] = Issue("警告", "odd", "原值不是文本", value=3.5)  # the frame decides: no fast sort
+        frame = issues_frame(issues)
+        expected = {name: frame[name].tolist() for name, _ in render.ISSUE_SHEET_COLUMNS}
+        assert render._issue_columns(issues) == expected
+
+
+def test_a_written_workbook_leaves_no_reference_cycle(tmp_path):
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        book = render.Book(tmp_path / "x.xlsx", "x")
+        ws = book.sheet("s")
+        book.table(ws, 0, [("a", "text"), ("b", "number")], [{"a": "x", "b": 1.0}] * 50)
+        book.close()
+        del book, ws
+        assert gc.collect() == 0
+    finally:
+        if was:
+            gc.enable()
+
+
+def test_collector_is_left_as_it_was():
+    assert gc.isenabled()
+    with render._collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ValueError), render._collector_paused():
+        raise ValueError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with render._collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
