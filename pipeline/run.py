@@ -6,8 +6,8 @@ Scale (many units, reruns): `run_streaming` is what `python -m pipeline run` doe
   the file's unit key travels back.
 - Map 2, over batches of units (all fiscal years of up to `BATCH_UNITS` 单位编码 per batch): a worker takes the
   batch's staged files from the cache, runs every pure stage vectorised over the batch's units (`evaluate_staged`),
-  renders the units whose inputs changed and returns only small tables (a few rows per unit: totals, details,
-  indicators, issues) for the per-year files. The main process never holds the staged tables of all units nor any
+  renders the units whose inputs changed, writes its part of each year's 评分明细.csv into the cache and returns
+  only small tables (a few rows per unit: totals, points lost per 汇总 line, budget indicators, issues). The main process never holds the staged tables of all units nor any
   workbook, so its memory stays flat as the number of units grows.
 - Incremental: the manifest `output/.pipeline-state.json` maps each unit to a hash of its inputs (files' SHA-256,
   评分标准, code digest, options, its issues) and to the files written for it. Only units whose hash changed are
@@ -21,10 +21,12 @@ and the tests use them; both paths share every stage and the per-unit and per-ye
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import pickle
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,7 +43,7 @@ from .indicators import compute_indicators, unit_amounts
 from .intermediate import aggregate_work_stats, resolve_targets
 from .load import discover, load_file
 from .parallel import Executor
-from .render import UnitReport, render_unit_workbook, write_details_csv
+from .render import DETAIL_COLUMNS, UnitReport, render_unit_workbook
 from .monitoring import monitor  # issue #6: 绩效运行监控
 from .report import write_unit_report  # issue #6: 绩效自评报告
 from .scoring import Scores, score_units
@@ -88,16 +90,21 @@ class Evaluation:
     def details(self) -> pd.DataFrame:
         return self.scores.details
 
+    @functools.cached_property
+    def losses(self) -> pd.DataFrame:
+        return summary.unit_losses(self.details)
+
 
 @dataclass
 class RunResult:
     """What a streamed run (`run_streaming`) keeps in the main process: a few rows per unit (its `units` row, total,
-    score details and indicators) and every issue; never staged tables or workbooks. Same attribute names as
-    Evaluation, so that the summary tables and the end-of-run summary read either."""
+    points lost per 汇总 line and budget indicators) and every issue; never score details, staged tables or
+    workbooks. Same attribute names as Evaluation, so that the summary tables and the end-of-run summary read
+    either."""
 
     units: pd.DataFrame
     totals: pd.DataFrame
-    details: pd.DataFrame
+    losses: pd.DataFrame
     indicators: pd.DataFrame
     issues: list[iss.Issue]
     files: int = 0                 # input files found
@@ -333,7 +340,8 @@ def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, exe
                             on_unit=lambda: bar.update(1))
     finally:
         bar.close()
-    ev.outputs = finish_outputs(ev, framework, output_dir, old, _read_state(output_dir).get("units", {}), *done)
+    ev.outputs = finish_outputs(ev, framework, output_dir, old, _read_state(output_dir).get("units", {}), *done,
+                                csv_parts=[details_csv_parts(ev)])
     ev.timings["write"] = time.perf_counter() - t0
     return ev.outputs["written"]
 
@@ -381,11 +389,13 @@ def render_units(ev: Evaluation, framework: Framework, output_dir: Path, old_uni
 
 
 def finish_outputs(results, framework: Framework, output_dir: Path, old: dict, old_units: dict, new_units: dict,
-                   written: list[Path], unchanged: list[Path], dirty_years: set[int]) -> dict[str, list[Path]]:
+                   written: list[Path], unchanged: list[Path], dirty_years: set[int],
+                   csv_parts: list[dict[int, bytes | Path]]) -> dict[str, list[Path]]:
     """After every unit is rendered: remove the outputs of units gone from a 财年 of the input, write each 财年's
-    评分明细.csv and 汇总.xlsx when one of its units changed, and the manifest. `results`: an Evaluation or a
-    RunResult (the small per-unit tables). `old`: the manifest the run started from ({} when forced);
-    `old_units`: the units of the manifest on disk (what this program wrote, even when forced)."""
+    评分明细.csv (from `csv_parts`, the rows of each batch in order: see details_csv_parts) and 汇总.xlsx when
+    one of its units changed, and the manifest. `results`: an Evaluation or a RunResult (the small per-unit
+    tables). `old`: the manifest the run started from ({} when forced); `old_units`: the units of the manifest on
+    disk (what this program wrote, even when forced)."""
     units = results.units
     written, unchanged, dirty_years = list(written), list(unchanged), set(dirty_years)
     removed = []
@@ -403,7 +413,6 @@ def finish_outputs(results, framework: Framework, output_dir: Path, old: dict, o
                 removed.append(target)
             dirty_years.add(int(uid.split("/")[0]))
 
-    details = results.details.merge(units[[*UNIT_KEY, "单位名称"]], on=list(UNIT_KEY), how="left")
     files_state = {}
     for year in years:
         outs = [output_dir / str(year) / DETAILS_CSV, output_dir / str(year) / SUMMARY_FILE]
@@ -413,7 +422,7 @@ def finish_outputs(results, framework: Framework, output_dir: Path, old: dict, o
             files_state.update(prev)
             unchanged.extend(outs)
             continue
-        csv_path = write_details_csv(details[details["财年"] == year], outs[0])
+        csv_path = _write_csv(outs[0], [part[year] for part in csv_parts if year in part])
         summary_path = write_summary(summary_tables(results, year, framework), outs[1], year)
         for p in (csv_path, summary_path):
             files_state[p.relative_to(output_dir).as_posix()] = _sha256_file(p)
@@ -424,6 +433,30 @@ def finish_outputs(results, framework: Framework, output_dir: Path, old: dict, o
     _write_state(output_dir, {"format": STATE_FORMAT, "pipeline": __version__, "code": code_digest(),
                               "units": dict(sorted(new_units.items())), "files": dict(sorted(files_state.items()))})
     return {"written": written, "unchanged": unchanged, "removed": removed}
+
+
+CSV_COLUMNS = ["单位编码", "财年", "单位名称", *[c for c, _ in DETAIL_COLUMNS]]
+CSV_NUMBERS = [c for c, kind in DETAIL_COLUMNS if kind in ("percent", "number")]
+
+
+def details_csv_parts(ev: Evaluation) -> dict[int, bytes]:
+    """The rows of 评分明细.csv of ev's units, per 财年, as CSV text without header (UTF-8, CRLF). Number columns
+    are always written as floats, so that a batch's rows never depend on the other units of its batch."""
+    named = ev.details.merge(ev.units[[*UNIT_KEY, "单位名称"]], on=list(UNIT_KEY), how="left").reindex(
+        columns=CSV_COLUMNS)
+    for c in CSV_NUMBERS:
+        named[c] = pd.to_numeric(named[c], errors="coerce").astype("float64")
+    return {int(year): part.to_csv(index=False, header=False, lineterminator="\r\n").encode("utf-8")
+            for year, part in named.groupby("财年", sort=True)}
+
+
+def _write_csv(path: Path, parts: list[bytes | Path]) -> Path:
+    """评分明细.csv from its parts in order: UTF-8 with BOM (so that Excel opens it), a header, the rows; atomic."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(("\ufeff" + ",".join(CSV_COLUMNS) + "\r\n").encode("utf-8"))
+        for part in parts:
+            fh.write(part if isinstance(part, bytes) else Path(part).read_bytes())
+    return path
 
 
 # --- the streamed run ----------------------------------------------------------------------------------------------
@@ -456,6 +489,7 @@ class BatchJob:
     framework: Framework
     old_units: dict               # the manifest entries of the batch's units from the previous run ({} if forced)
     when: datetime
+    index: int = 0                # the batch's place in the run: names its part of each 评分明细.csv
 
 
 def run_batch(job: BatchJob) -> dict:
@@ -472,12 +506,20 @@ def run_batch(job: BatchJob) -> dict:
     t2 = time.perf_counter()
     output_dir = Path(job.output_dir)
     new_units, written, unchanged, dirty = render_units(ev, job.framework, output_dir, job.old_units, job.when)
+    csv_parts = {}
+    for year, text in details_csv_parts(ev).items():
+        csv_parts[year] = write_atomic(_parts_dir(job.cache_dir) / f"{job.index:06d}-{year}.csv", text)
     t3 = time.perf_counter()
-    keep = lambda df, cols=None: df if cols is None else df[[c for c in cols if c in df.columns]]  # noqa: E731
-    return {"units": ev.units, "totals": ev.totals, "details": ev.details,
-            "indicators": keep(ev.indicators, [*UNIT_KEY, "计算方法", "值", "分子", "分母", "状态"]),
+    indicators = ev.indicators[[c for c in (*UNIT_KEY, "计算方法", "值", "分子", "分母", "状态")
+                                if c in ev.indicators.columns]]
+    return {"units": ev.units, "totals": ev.totals, "losses": ev.losses, "indicators": indicators,
+            "csv_parts": csv_parts,
             "issues": ev.issues, "new_units": new_units, "written": written, "unchanged": unchanged,
             "dirty": dirty, "timings": {"read": t1 - t0, "compute": t2 - t1, "write": t3 - t2}}
+
+
+def _parts_dir(cache_dir) -> Path:
+    return Path(cache_dir) / "parts"
 
 
 def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, executor: Executor | None = None,
@@ -490,6 +532,7 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     executor = executor or Executor()
     cache_dir = output_dir / CACHE_DIR
+    shutil.rmtree(_parts_dir(cache_dir), ignore_errors=True)  # parts of an interrupted run
     paths = discover(input_dir)
     keys: list = [None] * len(paths)
     by_code: dict[str, list] = {}
@@ -523,7 +566,7 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
         files = [f for c in codes for f in by_code[c]] + (loose if b == 0 else [])
         wanted = set(codes)
         mine = {uid: e for uid, e in old_units.items() if uid.split("/", 1)[1] in wanted}
-        jobs.append(BatchJob(files, str(cache_dir), str(input_dir), str(output_dir), framework, mine, when))
+        jobs.append(BatchJob(files, str(cache_dir), str(input_dir), str(output_dir), framework, mine, when, b))
     parts: list = [None] * len(jobs)
     spent = {"read": 0.0, "compute": 0.0, "write": 0.0}
     bar = progress_bar(len(by_code), "评价", "单位", progress)
@@ -538,14 +581,15 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     t2 = time.perf_counter()
 
     cat = lambda name: pd.concat([p[name] for p in parts], ignore_index=True)  # noqa: E731
-    result = RunResult(units=cat("units"), totals=cat("totals"), details=cat("details"),
+    result = RunResult(units=cat("units"), totals=cat("totals"), losses=cat("losses"),
                        indicators=cat("indicators"), issues=found + [i for p in parts for i in p["issues"]],
                        files=len(paths))
     new_units = {uid: e for p in parts for uid, e in p["new_units"].items()}
     result.outputs = finish_outputs(
         result, framework, output_dir, old, _read_state(output_dir).get("units", {}) if force else old_units,
         new_units, [w for p in parts for w in p["written"]], [u for p in parts for u in p["unchanged"]],
-        {y for p in parts for y in p["dirty"]})
+        {y for p in parts for y in p["dirty"]}, [p["csv_parts"] for p in parts])
+    shutil.rmtree(_parts_dir(cache_dir), ignore_errors=True)
     t3 = time.perf_counter()
     share = (t2 - t1) / (sum(spent.values()) or 1.0)
     result.timings = {"read": (t1 - t0) + spent["read"] * share, "compute": spent["compute"] * share,
@@ -719,9 +763,9 @@ def write_monitoring_outputs(ev: Evaluation, framework: Framework, output_dir: P
         report.source_links = _source_links(ev, report, path.parent)
         report.monitoring = _slice(checks_all, (unit["单位编码"], unit["财年"]))
         written.append(render_unit_workbook(report, path))
-    details = ev.scores.details.merge(units[[*UNIT_KEY, "单位名称"]], on=list(UNIT_KEY), how="inner")
-    if len(details):
-        written.append(write_details_csv(details, folder / "评分明细.csv"))
+    rows = details_csv_parts(ev).get(year)
+    if rows:
+        written.append(_write_csv(folder / DETAILS_CSV, [rows]))
     named = checks_all.merge(units[[*UNIT_KEY, "单位名称"]], on=list(UNIT_KEY), how="left")
     with atomic_output(folder / "监控预警.csv") as tmp:
         named.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\r\n")

@@ -106,28 +106,39 @@ def score_distribution(rank: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["分数段", "单位数", "占比"])
 
 
-def lost_points(details: pd.DataFrame, rule_names: dict[str, str] | None = None) -> pd.DataFrame:
-    """Where points were lost across units, most first. Common indicators per 指标编码; 绩效目标 rows (one per
-    target, 指标编码 `A19-3`) summed per unit within their framework rule and 一级指标 first, so that a target
-    group is one line. 失分 = 分值 − 得分 of the (rounded) item scores; 平均失分 = 失分合计 ÷ units scored on the
-    line. Lines without any loss are left out."""
-    cols = ["指标编码", "一级指标", "三级指标", "单位数", "失分单位数", "失分合计", "平均失分"]
+LOSS_COLUMNS = ["单位编码", "财年", "_code", "一级指标", "_name", "_target", "_lost"]
+
+
+def unit_losses(details: pd.DataFrame) -> pd.DataFrame:
+    """Points lost per unit and 汇总 line (the per-unit half of lost_points, computed where the details are: in the
+    batch that scored the unit, so that the main process never holds every unit's details). Common indicators per
+    指标编码; 绩效目标 rows (one per target, 指标编码 `A19-3`) summed within their framework rule and 一级指标, so
+    that a target group is one line. 失分 = 分值 − 得分 of the (rounded) item scores, rounded to 2 decimals."""
     if details.empty:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=LOSS_COLUMNS)
     d = details.assign(_lost=pd.to_numeric(details["分值"]) - pd.to_numeric(details["得分"]))
     targets = d["计算方法"] == TARGET_METHOD
     rule = d["_rule"] if "_rule" in d else d["指标编码"].str.split("-").str[0]
-    names = rule_names or {}
-    d = d.assign(
-        _code=d["指标编码"].where(~targets, rule),
-        _name=[n if not t else names.get(r) or f"{l1}（绩效目标）"
-               for n, t, r, l1 in zip(d["三级指标"], targets, rule, d["一级指标"])],
-    )
-    per_unit = d.groupby(["_code", "一级指标", "_name", "单位编码"], sort=False)["_lost"].sum().reset_index()
+    # a target line is named at aggregation (by the framework's name of its rule): "" groups it meanwhile
+    d = d.assign(_code=d["指标编码"].where(~targets, rule), _name=d["三级指标"].where(~targets, ""), _target=targets)
+    per_unit = d.groupby(["财年", "_code", "一级指标", "_name", "_target", "单位编码"], sort=False)["_lost"].sum() \
+        .reset_index()
     per_unit["_lost"] = [excel_round(x, 2) for x in per_unit["_lost"]]
-    g = per_unit.groupby(["_code", "一级指标", "_name"], sort=False)["_lost"]
+    return per_unit[LOSS_COLUMNS]
+
+
+def lost_points(losses: pd.DataFrame, rule_names: dict[str, str] | None = None) -> pd.DataFrame:
+    """Where points were lost across units (unit_losses of one year), most first: per line 单位数 (units scored on
+    it), 失分单位数, 失分合计 and 平均失分 = 失分合计 ÷ 单位数. Lines without any loss are left out."""
+    cols = ["指标编码", "一级指标", "三级指标", "单位数", "失分单位数", "失分合计", "平均失分"]
+    if losses.empty:
+        return pd.DataFrame(columns=cols)
+    g = losses.groupby(["_code", "一级指标", "_name", "_target"], sort=False)["_lost"]
     out = pd.DataFrame({"单位数": g.size(), "失分单位数": g.apply(lambda s: int((s > 0.005).sum())),
                         "失分合计": g.sum()}).reset_index()
+    names = rule_names or {}
+    out["_name"] = [n if not t else names.get(c) or f"{l1}（绩效目标）"
+                    for n, t, c, l1 in zip(out["_name"], out["_target"], out["_code"], out["一级指标"])]
     out["失分合计"] = [excel_round(x, 2) for x in out["失分合计"]]
     out["平均失分"] = [excel_round(s / n, 2) for s, n in zip(out["失分合计"], out["单位数"])]
     out = out.rename(columns={"_code": "指标编码", "_name": "三级指标"})
@@ -193,12 +204,12 @@ def monitoring_counts(ev, year: int) -> pd.Series | None:
 
 def summary_tables(ev, year: int, framework=None) -> dict[str, pd.DataFrame]:
     """The tables of one fiscal year's 汇总.xlsx (see the module doc) from `ev`: an Evaluation or a RunResult
-    (attributes units, totals, details, indicators, issues). `framework` (optional) gives the grade order
+    (attributes units, totals, losses, indicators, issues). `framework` (optional) gives the grade order
     and the names of the 绩效目标 rules."""
     year = int(year)
     of_year = lambda df: df[df["财年"] == year].reset_index(drop=True)  # noqa: E731
     units = of_year(ev.units)
-    totals, details = of_year(ev.totals), of_year(ev.details)
+    totals = of_year(ev.totals)
     grades = list(framework.grades) if framework is not None else None
     rule_names = None
     if framework is not None:
@@ -208,7 +219,7 @@ def summary_tables(ev, year: int, framework=None) -> dict[str, pd.DataFrame]:
         "排名": rank,
         "等级分布": grade_distribution(rank, grades),
         "分数分布": score_distribution(rank),
-        "失分指标": lost_points(details, rule_names),
+        "失分指标": lost_points(of_year(ev.losses), rule_names),
         "预算执行": budget_totals(units, of_year(ev.indicators)),
         "数据问题": issues_table(ev.issues, units, year),
     }

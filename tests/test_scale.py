@@ -248,4 +248,4 @@ def test_one_unit_per_batch_equals_one_batch(units_dir, tmp_path):
     assert len(sidecars(tmp_path / "streamed")) == UNITS
     assert sidecars(tmp_path / "streamed") == sidecars(tmp_path / "memory")
     assert issues_frame(streamed.issues).equals(issues_frame(ev.issues))  # as users see them: errors first, by unit
-    assert streamed.totals.equals(ev.totals) and streamed.details.equals(ev.details)
+    assert streamed.totals.equals(ev.totals) and streamed.losses.equals(ev.losses)

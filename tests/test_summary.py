@@ -67,7 +67,8 @@ def ev():
     issues = [error("budget-total-mismatch", "U1 的问题", file="u1.xlsx", unit="U1", year=2023),
               warning("x", "U2 的 2022 年问题", file="u2.xlsx", unit="U2", year=2022),
               error("unreadable", "读不出的文件", file="bad.xlsx")]
-    return RunResult(units=units, totals=totals, details=details, indicators=indicators, issues=issues)
+    return RunResult(units=units, totals=totals, losses=summary.unit_losses(details), indicators=indicators,
+                     issues=issues)
 
 
 def test_ranking_ties_share_a_rank(ev):
