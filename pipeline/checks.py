@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import issues as iss
-from .intermediate import group_ids, group_sum
+from .numbers import group_ids, group_sum
 from .spec import MANAGEMENT_ITEMS, MONTHS, UNIT_KEY
 
 TOLERANCE = 0.01  # 万元

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .intermediate import TEXT_DTYPE, group_ids, group_sum
+from .numbers import TEXT_DTYPE, group_ids, group_sum
 from .spec import UNIT_KEY
 
 INDICATOR_COLUMNS = [*UNIT_KEY, "计算方法", "值", "分子", "分母", "参照", "状态", "说明"]
@@ -22,7 +22,7 @@ def unit_amounts(units: pd.DataFrame, budget_lines: pd.DataFrame, sangong: pd.Da
     Budget sums over all lines (`全年预算数`, …), per category (`公用经费_全年预算数`, `项目支出_…`), 重点项目 budget,
     三公 sums (`三公_预算数`, `三公_实际支出数`, `三公_上年实际支出数`) and the unit's own figures (编制人数, 政府采购…).
     A blank amount counts as 0 in a sum; a figure missing altogether stays NaN. Sums are those of
-    `groupby(单位编码, 财年).sum()` (see intermediate.group_sum), computed for all units at once.
+    `groupby(单位编码, 财年).sum()` (see numbers.group_sum), computed for all units at once.
     """
     index = pd.MultiIndex.from_frame(units[list(UNIT_KEY)])
     tables = (units, budget_lines, sangong)

@@ -1,10 +1,11 @@
-"""Excel-compatible rounding and cell addressing."""
+"""Shared numeric helpers: Excel-compatible rounding, cell addressing, per-group sums."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pandas as pd
 
 # Below this magnitude the pure-Python scalar path of excel_round is exact (no overflow of |x| × 10^digits × 10^9).
 _SCALAR_LIMIT = 1e15
@@ -69,3 +70,78 @@ def records(df) -> list[dict]:
     if not len(df):
         return []
     return [dict(zip(cols, row)) for row in zip(*(s.tolist() for _, s in df.items()))]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Group aggregates with pandas' arithmetic, without its per-call overhead. A unit's figures must depend on its own
+# rows only, never on which other units share its batch (run.py evaluates units in batches). pandas does not
+# guarantee that: it sums with `np.add.reduceat` when the whole frame is in group order without NaN, and with its
+# Kahan-compensated loop otherwise, so one blank amount in another unit would change the last bit of this unit's
+# sums. These functions always use pandas' compensated loop (the same floats as `groupby(...).sum()` / `.mean()` on
+# that path; tests/test_numbers.py compares them), which depends only on each group's values in row order. Every
+# per-unit sum (intermediate, indicators, checks, scoring, and the totals render writes) goes through them.
+
+TEXT_DTYPE = pd.Series([""]).dtype  # pandas' own dtype for text (`str` under pandas 3), for columns built from arrays
+
+
+def group_ids(keys: list[np.ndarray], dropna: bool = True) -> tuple[np.ndarray, int]:
+    """(group number of every row, number of groups) as `groupby(keys, sort=True, dropna=dropna)` numbers the
+    groups: by key, text by code point, a missing key last (dropna=False) or -1 (dropna=True)."""
+    n = len(keys[0]) if keys else 0
+    combined = np.zeros(n, dtype=np.int64)
+    missing = np.zeros(n, dtype=bool)
+    for key in keys:
+        codes, uniques = pd.factorize(key, sort=True, use_na_sentinel=dropna)
+        missing |= codes < 0
+        combined = combined * max(len(uniques), 1) + codes
+    ids = np.full(n, -1, dtype=np.intp)
+    uniques, ids[~missing] = np.unique(combined[~missing], return_inverse=True)
+    return ids, len(uniques)
+
+
+def _kahan_sums(values: np.ndarray, ids: np.ndarray, n: int, reset_nan_only: bool):
+    """pandas' Cython kernels (its path for unsorted rows or NaN): per group, Kahan-compensated sum of the non-NaN values in row order (vectorised over
+    groups: step k adds every group's k-th value). group_sum resets an infinite compensation, group_mean only NaN."""
+    keep = (ids >= 0) & ~np.isnan(values)
+    group, value = ids[keep], values[keep]
+    order = np.argsort(group, kind="stable")
+    group, value = group[order], value[order]
+    nobs = np.bincount(group, minlength=n).astype(np.int64)
+    rank = np.arange(len(group)) - (np.cumsum(nobs) - nobs)[group]
+    total, comp = np.zeros(n), np.zeros(n)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for k in range(int(rank.max()) + 1 if len(rank) else 0):
+            at = rank == k
+            g = group[at]
+            y = value[at] - comp[g]
+            t = total[g] + y
+            c = t - total[g] - y
+            c[np.isnan(c) if reset_nan_only else ~np.isfinite(c)] = 0.0
+            comp[g] = c
+            total[g] = t
+    return total, nobs
+
+
+def group_sum(values, ids: np.ndarray, n: int, min_count: int = 0) -> np.ndarray:
+    """Per group `Series.groupby(...).sum(min_count=min_count)` of float values: NaN skipped, NaN where fewer than
+    min_count values; `ids` from group_ids."""
+    values = np.asarray(values, dtype=float)
+    total, nobs = _kahan_sums(values, ids, n, reset_nan_only=False)
+    return np.where(nobs < min_count, np.nan, total) if min_count > 0 else total
+
+
+def group_mean(values, ids: np.ndarray, n: int) -> np.ndarray:
+    """Per group `Series.groupby(...).mean()` of float values (NaN skipped; NaN for a group without values)."""
+    values = np.asarray(values, dtype=float)
+    total, nobs = _kahan_sums(values, ids, n, reset_nan_only=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(nobs > 0, total / np.maximum(nobs, 1), np.nan)
+
+
+def group_first(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+    """Per group the first non-missing value (`groupby(...).first()`), None where the group has none."""
+    rows = np.flatnonzero(~pd.isna(values) & (ids >= 0))
+    groups, first = np.unique(ids[rows], return_index=True)
+    out = np.full(n, None, dtype=object)
+    out[groups] = values[rows[first]]
+    return out

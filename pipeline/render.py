@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import itertools
 import math
 import re
 import unicodedata
@@ -36,7 +35,7 @@ from . import __version__
 from . import formulas_xl as fx
 from .atomic import atomic_output
 from .issues import SEVERITY_ORDER, issues_frame
-from .numbers import excel_round, records
+from .numbers import excel_round, group_sum, records
 
 SAFE_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
 FIXED_CREATED = datetime(2000, 1, 1)
@@ -428,69 +427,26 @@ def _table_data(cols: dict[str, list], columns: list[tuple[str, str]], n: int) -
     return [cols[name] if name in cols else [None] * n for name, _ in columns]
 
 
-def _floats(values: list) -> bool:
-    return all(v.__class__ is float for v in values)
+def _numbers(values: list) -> np.ndarray:
+    """A column's values (as `_columns` gives them) as float64, as `pd.to_numeric` reads them; blanks are NaN."""
+    if all(v.__class__ is float for v in values):
+        return np.array(values, dtype=np.float64)
+    return pd.to_numeric(pd.Series(values, dtype=object)).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-# The pure-Python sums below reproduce what this pandas version computes (tests/test_render.py compares them with
-# pandas on adversarial figures); on any other version pandas is asked.
-_PANDAS_SUMS = pd.__version__ in ("3.1.1",)
+def _total(values: list) -> float:
+    """Sum of a column, NaN skipped: numbers.group_sum with one group, the arithmetic of every per-unit sum."""
+    a = _numbers(values)
+    return float(group_sum(a, np.zeros(len(a), dtype=np.intp), 1)[0])
 
 
-def _column_sum(df: pd.DataFrame, name: str, values: list):
-    """`pd.to_numeric(df[name]).sum()`. A float column is summed as pandas sums it (NaN as 0, numpy's sum of the
-    same array) without the pandas call per figure."""
-    if _PANDAS_SUMS and _floats(values):
-        a = np.array(values, dtype=np.float64)
-        a[np.isnan(a)] = 0.0
-        return a.sum()
-    return pd.to_numeric(df[name]).sum()
-
-
-def _group_sums(keys: list, columns: list[list], one_block: bool) -> dict | None:
-    """`groupby(keys, sort=False)` sums of float64 columns (given as lists) as pandas computes them, without
-    building a group-by for a handful of rows: key → [sum per column], groups in order of first appearance, a
-    missing key left out (keys are text). pandas sums a column with `np.add.reduceat` when every group's rows are
-    contiguous and the values have no NaN, otherwise with its Kahan-compensated loop skipping NaN. With `one_block`
-    (a `[[a, b]].sum()`) pandas looks for NaN in the columns' shared memory block: when only some columns have NaN
-    the answer would depend on the frame's layout, and None says "ask pandas"."""
-    groups: dict = {}
-    ids = []
-    for key in keys:
-        if key.__class__ is str:
-            ids.append(groups.setdefault(key, len(groups)))
-        elif pd.isna(key):
-            ids.append(-1)
-        else:  # pandas' own notion of equal keys (1, 1.0, True) is not a dict's
-            return None
-    if not groups:
-        return {}
-    with_nan = [any(map(math.isnan, column)) for column in columns]
-    if one_block and any(with_nan) and not all(with_nan):
-        return None
-    contiguous = all(a <= b for a, b in itertools.pairwise(ids))
-    sums = [[0.0] * len(groups) for _ in columns]
-    for j, column in enumerate(columns):
-        if contiguous and not with_nan[j]:
-            skip = ids.count(-1)  # the rows of missing keys come first
-            starts = [i for i in range(skip, len(ids)) if i == skip or ids[i] != ids[i - 1]]
-            seg = np.add.reduceat(np.array(column[skip:], dtype=np.float64), np.array(starts) - skip)
-            sums[j] = seg.tolist()
-            continue
-        total, comp = sums[j], [0.0] * len(groups)
-        for g, x in zip(ids, column):
-            if g < 0 or math.isnan(x):
-                continue
-            y = x - comp[g]
-            t = total[g] + y
-            c = t - total[g] - y
-            comp[g] = c if c - c == 0 else 0.0  # pandas resets a non-finite compensation (±inf values)
-            total[g] = t
-    return {key: [sums[j][g] for j in range(len(columns))] for key, g in groups.items()}
-
-
-def _float64(df: pd.DataFrame, *names: str) -> bool:
-    return df.columns.is_unique and all(name in df.columns and df[name].dtype == np.float64 for name in names)
+def _sums_by(keys: list, columns: list[list]) -> list[tuple]:
+    """`groupby(keys, sort=False)` sums of the columns with numbers.group_sum: (key, [sum per column]) per group in
+    order of first appearance, a missing key left out."""
+    ids, uniques = pd.factorize(np.array(keys, dtype=object), sort=False, use_na_sentinel=True)
+    n = len(uniques)
+    sums = [group_sum(_numbers(column), ids, n).tolist() for column in columns]
+    return [(key, [s[g] for s in sums]) for g, key in enumerate(uniques.tolist())]
 
 
 def _indicator_rows(report: UnitReport, names) -> list[dict]:
@@ -512,15 +468,8 @@ def _indicator_rows(report: UnitReport, names) -> list[dict]:
 
 def _level1_rows(report: UnitReport) -> list[dict]:
     d = report.details
-    sums = None
-    if _PANDAS_SUMS and _float64(d, "分值", "得分") and "一级指标" in d.columns:
-        # the named aggregation below sums each column on its own
-        sums = _group_sums(d["一级指标"].tolist(), [d["分值"].tolist(), d["得分"].tolist()], one_block=False)
-    if sums is not None:
-        groups = [(name, p, s) for name, (p, s) in sums.items()]
-    else:
-        agg = d.groupby("一级指标", sort=False).agg(分值=("分值", "sum"), 得分=("得分", "sum")).reset_index()
-        groups = [(g["一级指标"], g["分值"], g["得分"]) for g in records(agg)]
+    groups = [(name, p, s) for name, (p, s) in
+              _sums_by(d["一级指标"].tolist(), [d["分值"].tolist(), d["得分"].tolist()])]
     rows = []
     for name, p, s in groups:
         points, score = excel_round(p, 2), excel_round(s, 2)
@@ -748,9 +697,9 @@ def _details_sheet(book: Book, report: UnitReport) -> None:
         digits = report.framework.digits
         book.write(ws, total_row, 0, "合计", "label")
         book.formula(ws, total_row, points, fx.sum_range(f"{col_p}2:{col_p}{n + 1}", digits), "number",
-                     excel_round(sum(cols["分值"]), digits))
+                     excel_round(_total(cols["分值"]), digits))
         book.formula(ws, total_row, score, fx.sum_range(f"{col_s}2:{col_s}{n + 1}", digits), "number",
-                     excel_round(sum(cols["得分"]), digits))
+                     excel_round(_total(cols["得分"]), digits))
     ws.freeze_panes(1, 0)
     ws.autofilter(0, 0, max(n, 1), last)
     book.widths[ws.name][reason] = 60
@@ -773,17 +722,10 @@ def _budget_sheet(book: Book, report: UnitReport) -> None:
     r = book.grid(ws, 1, cols, _table_data(lines, cols, n), n)
     book.write(ws, r, 0, "合计", "label")
     for j, c in enumerate(BUDGET_AMOUNT_COLUMNS, start=2):
-        book.write(ws, r, j, excel_round(_column_sum(lines_df, c, lines[c]), 2), "amount")
+        book.write(ws, r, j, excel_round(_total(lines[c]), 2), "amount")
     r += 2
     ws.write_string(r, 0, "按支出类别", book.fmt["subtitle"])
-    sums = None
-    if _PANDAS_SUMS and _float64(lines_df, "全年预算数", "实际支出数") and "支出类别" in lines:
-        sums = _group_sums(lines["支出类别"], [budget, spent], one_block=True)
-    if sums is not None:
-        by_cat = list(sums.items())
-    else:
-        frame = lines_df.groupby("支出类别", sort=False)[["全年预算数", "实际支出数"]].sum().reset_index()
-        by_cat = [(c["支出类别"], [c["全年预算数"], c["实际支出数"]]) for c in records(frame)]
+    by_cat = _sums_by(lines["支出类别"], [budget, spent])
     cat_rows = [{"支出类别": cat, "全年预算数": excel_round(b, 2), "实际支出数": excel_round(e, 2),
                  "执行率": excel_round(e / b, 4) if b else None} for cat, (b, e) in by_cat]
     cat_top = r + 1
@@ -808,7 +750,7 @@ def _budget_sheet(book: Book, report: UnitReport) -> None:
     r = book.grid(ws, r + 1, sg_cols, _table_data(sangong, sg_cols, m), m)
     book.write(ws, r, 0, "合计", "label")
     for j, (c, _) in enumerate(sg_cols[1:], start=1):
-        book.write(ws, r, j, excel_round(_column_sum(report.sangong, c, sangong[c]), 2), "amount")
+        book.write(ws, r, j, excel_round(_total(sangong[c]), 2), "amount")
     r += 2
     ws.write_string(r, 0, "共性指标计算", book.fmt["subtitle"])
     names = report.indicators["计算方法"].tolist()
@@ -979,11 +921,3 @@ def _about_sheet(book: Book, report: UnitReport) -> None:
     ws.write_string(r, 0, "评分规则", book.fmt["subtitle"])
     book.grid(ws, r + 1, _RULE_COLUMNS, _framework_parts(fw).rule_table, len(fw.rows))
     book.widths[ws.name][1] = 40
-
-
-def write_details_csv(details: pd.DataFrame, path: Path) -> Path:
-    """评分明细.csv: one row per unit × indicator, UTF-8 with BOM so that Excel opens it; written atomically."""
-    cols = ["单位编码", "财年", "单位名称", *[c for c, _ in DETAIL_COLUMNS]]
-    with atomic_output(path) as tmp:
-        details.reindex(columns=cols).to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\r\n")
-    return path

@@ -12,7 +12,7 @@ The run scores units in batches, so the fixed cost of a call matters as much as 
 input tables become column arrays once, every unit's row of an indicator or 管理情况 item is found by position
 (no merge per rule), the per-target texts and rates are worked out once for all 绩效目标 rules, each rule
 contributes column arrays, and `details` is built as one DataFrame at the end. 扣分说明 texts are formatted only
-for the rows that show one. Group sums use intermediate.group_sum, i.e. pandas' own arithmetic.
+for the rows that show one. Group sums use numbers.group_sum, i.e. pandas' own arithmetic.
 
 Decisions where SCORING.md leaves room:
 - 偏离度 tiers and 分档 boundaries compare the displayed (4-decimal) rate.
@@ -37,9 +37,8 @@ import pandas as pd
 
 from . import spec
 from .framework import TIER_OTHER, Framework
-from .intermediate import TEXT_DTYPE, group_ids, group_mean, group_sum
 from .issues import Issue, error, info, warning
-from .numbers import excel_round, records
+from .numbers import TEXT_DTYPE, excel_round, group_ids, group_mean, group_sum, records
 
 UNIT_KEY = list(spec.UNIT_KEY)
 DETAIL_COLUMNS = ("单位编码", "财年", "指标编码", "一级指标", "二级指标", "三级指标", "指标值", "实际完成值", "完成率",

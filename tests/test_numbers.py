@@ -1,4 +1,5 @@
-"""numbers: Excel rounding (the pure-Python scalar path is the numpy path, bit for bit) and `records`."""
+"""numbers: Excel rounding (the pure-Python scalar path is the numpy path, bit for bit), `records`, and the group
+aggregates every per-unit sum goes through."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.numbers import excel_round, records
+from pipeline.numbers import (
+    excel_round,
+    group_first,
+    group_ids,
+    group_mean,
+    group_sum,
+    records,
+)
 
 
 def bits(x) -> bytes:
@@ -75,3 +83,60 @@ def test_records_are_the_columns_as_python_scalars():
             assert type(g[k]) is type(e[k]) and (g[k] is e[k] or g[k] == e[k] or (g[k] != g[k] and e[k] != e[k]))
     assert got[0]["f"] == "a"
     assert records(df.iloc[0:0]) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Group aggregates: the same floats as pandas' groupby on its compensated path, with missing keys, blank values and
+# overflow; and a group's figure never depends on the other groups (units sharing a batch).
+
+def _group_case(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 40))
+    keys = rng.integers(0, int(rng.integers(1, 6)), n).astype(float)
+    if seed % 3 == 0:
+        keys = np.sort(keys)                       # rows already in group order
+    if seed % 5 == 0 and n:
+        keys[rng.random(n) < 0.2] = np.nan         # missing keys
+    pools = [rng.random(n) * 10.0 ** rng.integers(-3, 8, n), np.round(rng.random(n) * 100, 2),
+             rng.choice([0.1, 0.2, 0.3, 1e16, -1e16, 1.0, np.nan, 3.33, 6.67, -0.0], n),
+             rng.choice([1e308, -1e308, 1.0, np.inf, -np.inf, 5.0, np.nan], n)]
+    return keys, pools[seed % 4]
+
+
+@pytest.mark.parametrize("seed", range(400))
+def test_group_aggregates_match_pandas(seed):
+    keys, values = _group_case(seed)
+    ids, n = group_ids([keys])
+    expected_ids, uniques = pd.factorize(keys, sort=True)
+    assert n == len(uniques) and (ids == expected_ids).all()
+    # pandas takes its compensated path once any value is NaN or the rows are out of group order: a NaN row of a key
+    # of its own forces it there, as another unit's blank amount does in a batch
+    grouped = pd.Series(np.r_[values, np.nan]).groupby(np.r_[keys, 1e9])
+    uniques = np.r_[uniques, 1e9]
+    for got, want in [(group_sum(values, ids, n), grouped.sum()), (group_mean(values, ids, n), grouped.mean()),
+                      (group_sum(values, ids, n, min_count=1), grouped.sum(min_count=1))]:
+        want = want.reindex(uniques).to_numpy()[:-1]
+        assert np.array_equal(got, want, equal_nan=True) and np.array_equal(np.signbit(got), np.signbit(want))
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_a_group_sum_depends_on_its_own_rows_only(seed):
+    keys, values = _group_case(seed)
+    ids, n = group_ids([keys])
+    together = group_sum(values, ids, n)
+    for g in range(n):
+        alone = group_sum(values[ids == g], np.zeros(int((ids == g).sum()), dtype=np.intp), 1)
+        assert np.array_equal(alone, together[g:g + 1], equal_nan=True)
+
+
+def test_group_ids_and_first_as_groupby():
+    codes = np.array(["b", "a", "b", None, "a", "c"], dtype=object)
+    years = np.array([2024, 2023, 2023, 2023, 2023, 2023])
+    ids, n = group_ids([codes, years])
+    assert (n, ids.tolist()) == (4, [2, 0, 1, -1, 0, 3])             # (a,2023) (b,2023) (b,2024) (c,2023)
+    ids, n = group_ids([codes], dropna=False)
+    assert (n, ids.tolist()) == (4, [1, 0, 1, 3, 0, 2])             # the missing key is a group of its own, last
+    text = np.array([None, "x", "y", np.nan, None, None], dtype=object)
+    first = group_first(text, ids, n).tolist()
+    assert first == ["x", "y", None, None]
+    assert first == pd.Series(text, dtype=object).groupby(codes, dropna=False).first().tolist()

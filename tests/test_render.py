@@ -1,6 +1,6 @@
 """render's fast paths change nothing: cells stored directly and `<sheetData>` written by `_Sheet` give exactly the
-bytes of xlsxwriter's own methods; the pure-Python stand-ins for small pandas calls give pandas' figures bit for
-bit; a written workbook leaves no reference cycle and the garbage collector is left as it was."""
+bytes of xlsxwriter's own methods; the workbook's totals and group sums are the shared numbers.group_sum; a written
+workbook leaves no reference cycle and the garbage collector is left as it was."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 from pipeline import render
 from pipeline.framework import default_framework_path, load_framework
 from pipeline.issues import Issue, issues_frame
+from pipeline.numbers import group_sum
 from pipeline.run import evaluate, write_monitoring_outputs, write_outputs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,9 +47,8 @@ def test_fast_and_stock_paths_write_the_same_bytes(tmp_path, monkeypatch, framew
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     ev = evaluate(source, framework)
     digests = {}
-    for fast in (True, False):  # stock: xlsxwriter's methods, and pandas for every sum
+    for fast in (True, False):  # stock: xlsxwriter's methods
         monkeypatch.setattr(render, "_FAST", fast)
-        monkeypatch.setattr(render, "_PANDAS_SUMS", fast)
         write_outputs(ev, framework, tmp_path / str(fast), force=True)
         digests[fast] = workbooks(tmp_path / str(fast))
     assert len(digests[True]) >= 2  # unit workbook(s) and 汇总.xlsx
@@ -61,7 +61,6 @@ def test_fast_and_stock_paths_write_the_same_monitoring_workbooks(tmp_path, monk
     digests = {}
     for fast in (True, False):
         monkeypatch.setattr(render, "_FAST", fast)
-        monkeypatch.setattr(render, "_PANDAS_SUMS", fast)
         write_monitoring_outputs(ev, framework, tmp_path / str(fast), 2023, 6)
         digests[fast] = workbooks(tmp_path / str(fast))
     assert digests[True] and digests[True] == digests[False]
@@ -118,63 +117,26 @@ def test_infinity_is_refused_on_both_paths(tmp_path):
             book.table(ws, 0, [("a", "number")], [{"a": 1.0}, {"a": math.inf}])
 
 
-def _adversarial_floats(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Magnitudes far apart (where compensated and plain sums part), ordinary figures, NaN and -0.0."""
-    pool = np.array([1e16, -1e16, 1.0, 0.1, 0.7, 3.3, 1e-8, np.nan, -0.0, 2.5e15, 8.7, 9.6])
-    out = rng.choice(pool, size=n)
-    plain = rng.random(n) < 0.5
-    out[plain] = np.round(rng.normal(0, 1000, size=plain.sum()), rng.integers(0, 6))
-    return out
-
-
-def _same(a, b) -> bool:
-    return np.float64(a).tobytes() == np.float64(b).tobytes()
-
-
-@pytest.mark.parametrize("contiguous", [True, False])
-def test_group_sums_are_pandas_groupby_sums(contiguous):
-    rng = np.random.default_rng(11 + contiguous)
-    for trial in range(600):
-        n = int(rng.integers(0, 40))
-        codes = rng.integers(0, 5, size=n)
-        if contiguous:  # pandas' reduceat path; a missing key can only come first
-            codes = np.sort(codes)
-        keys = [[None, "甲", "乙", "丙", math.nan][k] for k in codes]
-        a, b = _adversarial_floats(rng, n), _adversarial_floats(rng, n)
-        if trial % 3 == 0:  # no NaN at all
-            a[np.isnan(a)], b[np.isnan(b)] = -0.0, 2.5
-        if trial % 7 == 0 and n:
-            a[0] = 1e308
-            a[-1] = 1e308
-        df = pd.DataFrame({"k": pd.Series(keys, dtype=object), "a": a, "b": b})
-        named = df.groupby("k", sort=False).agg(a=("a", "sum"), b=("b", "sum"))
-        got = render._group_sums(df["k"].tolist(), [df["a"].tolist(), df["b"].tolist()], one_block=False)
-        assert list(got) == list(named.index)
-        for key, sums in got.items():
-            assert all(_same(x, y) for x, y in zip(sums, named.loc[key])), (keys, a, b)
-        block = df.groupby("k", sort=False)[["a", "b"]].sum()
-        got = render._group_sums(df["k"].tolist(), [df["a"].tolist(), df["b"].tolist()], one_block=True)
-        if got is None:  # NaN in one column only: pandas' algorithm depends on the frame's layout
-            assert np.isnan(a).any() != np.isnan(b).any()
-            continue
-        assert list(got) == list(block.index)
-        for key, sums in got.items():
-            assert all(_same(x, y) for x, y in zip(sums, block.loc[key])), (keys, a, b)
-
-
-def test_pinned_pandas_sums_are_replicated():
-    assert render._PANDAS_SUMS, ("pandas is not a version in render._PANDAS_SUMS: small sums go through pandas. Run "
-                                 "this file with the new version added there; if it passes, keep it.")
-
-
-def test_column_sum_is_the_pandas_sum():
-    rng = np.random.default_rng(12)
-    for n in [*range(40), 127, 128, 129, 300]:
-        s = pd.Series(_adversarial_floats(rng, n))
-        got = render._column_sum(s.to_frame("x"), "x", s.tolist())
-        assert _same(got, pd.to_numeric(s).sum())
-    mixed = pd.DataFrame({"x": pd.Series([1, "2", None], dtype=object)})
-    assert render._column_sum(mixed, "x", mixed["x"].tolist()) == pd.to_numeric(mixed["x"]).sum()
+@pytest.mark.parametrize("seed", range(200))
+def test_workbook_sums_are_the_shared_group_sums(seed):
+    """Totals and per-category / per-一级指标 sums are numbers.group_sum: groups in order of first appearance as
+    `groupby(sort=False)`, a missing key left out, NaN skipped; a group's sum depends on its own rows only."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 30))
+    keys = [[None, "甲", "乙", "丙", math.nan][k] for k in rng.integers(0, 5, size=n)]
+    pool = np.array([1e16, -1e16, 1.0, 0.1, 0.7, 3.3, 1e-8, np.nan, -0.0, 2.5e15, 8.7, 9.6, 95.07])
+    a, b = rng.choice(pool, size=n), rng.choice(pool, size=n)
+    got = render._sums_by(keys, [a.tolist(), b.tolist()])
+    expected_keys = pd.Series(keys, dtype=object).groupby(pd.Series(keys, dtype=object), sort=False).size().index
+    assert [key for key, _ in got] == list(expected_keys)
+    for key, sums in got:
+        rows = [i for i, k in enumerate(keys) if k == key]
+        alone = [render._total(a[rows].tolist()), render._total(b[rows].tolist())]
+        assert np.array_equal(sums, alone)
+        one = np.zeros(len(rows), dtype=np.intp)
+        assert np.array_equal(sums, [group_sum(a[rows], one, 1)[0], group_sum(b[rows], one, 1)[0]])
+    assert render._total([]) == 0.0 and render._total([math.nan]) == 0.0
+    assert render._total([1, "2", None]) == 3.0  # a column that is not float64 is read as pd.to_numeric reads it
 
 
 def test_widest_is_the_widest_value_as_grow_measures_it():
