@@ -11,6 +11,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from .issues import Issue, error, info, warning
@@ -249,15 +250,21 @@ def _duplicate_stat(key: Key, item: str, first: tuple[StagedFile, int], sf: Stag
 
 def _concat_table(sheet: str, spec: SheetSpec, chosen: dict[Key, dict[str, list[StagedFile]]]) -> pd.DataFrame:
     """One table across all used files, unit key columns first. Grain: one row per staged row of `sheet`."""
-    frames = []
+    frames, codes, years, sizes = [], [], [], []
     for key, files in chosen.items():
         for sf in _flatten(files):
             t = sf.tables.get(sheet)
             if t is not None and len(t):
-                frames.append(_with_key(t, key))
+                frames.append(t)
+                codes.append(key[0])
+                years.append(key[1])
+                sizes.append(len(t))
     if not frames:
         return _with_key(empty_table(spec), None)
-    return pd.concat(frames, ignore_index=True)
+    table = pd.concat(frames, ignore_index=True)  # the key columns are added once, not once per file
+    table.insert(0, "财年", np.repeat(np.array(years, dtype="int64"), sizes))
+    table.insert(0, "单位编码", np.repeat(np.array(codes, dtype=object), sizes))
+    return table
 
 
 def _with_key(table: pd.DataFrame, key: Key | None) -> pd.DataFrame:
