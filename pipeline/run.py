@@ -7,8 +7,9 @@ Scale (many units, reruns): `run_streaming` is what `python -m pipeline run` doe
 - Map 2, over batches of units (all fiscal years of up to `BATCH_UNITS` 单位编码 per batch): a worker takes the
   batch's staged files from the cache, runs every pure stage vectorised over the batch's units (`evaluate_staged`),
   renders the units whose inputs changed, writes its part of each year's 评分明细.csv into the cache and returns
-  only small tables (a few rows per unit: totals, points lost per 汇总 line, budget indicators, issues). The main process never holds the staged tables of all units nor any
-  workbook, so its memory stays flat as the number of units grows.
+  only small tables (a few rows per unit: totals, points lost per 汇总 line, budget indicators, issues). The main
+  process never holds the staged tables or score details of all units nor any workbook: its memory grows by a few
+  kilobytes per unit, a worker's with the batch size only.
 - Incremental: the manifest `output/.pipeline-state.json` maps each unit to a hash of its inputs (files' SHA-256,
   评分标准, code digest, options, its issues) and to the files written for it. Only units whose hash changed are
   rendered again (and the 评分明细.csv / 汇总.xlsx of their 财年); outputs of units that disappeared from a 财年
@@ -510,8 +511,8 @@ def run_batch(job: BatchJob) -> dict:
     for year, text in details_csv_parts(ev).items():
         csv_parts[year] = write_atomic(_parts_dir(job.cache_dir) / f"{job.index:06d}-{year}.csv", text)
     t3 = time.perf_counter()
-    indicators = ev.indicators[[c for c in (*UNIT_KEY, "计算方法", "值", "分子", "分母", "状态")
-                                if c in ev.indicators.columns]]
+    budget = ev.indicators["计算方法"].isin(summary.BUDGET_METHODS)  # all the 汇总 needs of the indicators
+    indicators = ev.indicators.loc[budget, [*UNIT_KEY, "计算方法", "分子", "分母"]].reset_index(drop=True)
     return {"units": ev.units, "totals": ev.totals, "losses": ev.losses, "indicators": indicators,
             "csv_parts": csv_parts,
             "issues": ev.issues, "new_units": new_units, "written": written, "unchanged": unchanged,

@@ -146,6 +146,9 @@ def lost_points(losses: pd.DataFrame, rule_names: dict[str, str] | None = None) 
     return out[cols].reset_index(drop=True)
 
 
+BUDGET_METHODS = ("预算执行率", "三公经费控制率")  # the indicators budget_totals reads
+
+
 def budget_totals(units: pd.DataFrame, indicators: pd.DataFrame) -> pd.DataFrame:
     """预算执行 and 三公经费 per unit from the indicators' 分子/分母 (预算执行率: 实际支出数 ÷ 全年预算数;
     三公经费控制率: 三公实际 ÷ 三公预算), then a 合计 row: the sums and the overall rates Σ实际 ÷ Σ预算."""
@@ -153,7 +156,7 @@ def budget_totals(units: pd.DataFrame, indicators: pd.DataFrame) -> pd.DataFrame
         x = indicators[indicators["计算方法"] == method]
         return x[["单位编码", "分子", "分母"]].drop_duplicates("单位编码").set_index("单位编码")
 
-    exe, sg = part("预算执行率"), part("三公经费控制率")
+    exe, sg = (part(m) for m in BUDGET_METHODS)
     rows = []
     for u in units[["单位编码", "单位名称"]].to_dict("records"):
         code = u["单位编码"]
