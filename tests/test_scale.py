@@ -10,6 +10,7 @@ import pytest
 import python_calamine
 
 from pipeline import parallel
+from pipeline import run as run_module
 from pipeline.bench import generate, synthetic_unit
 from pipeline.cli import EXAMPLE_INPUT, main
 from pipeline.framework import default_framework_path, load_framework
@@ -249,3 +250,29 @@ def test_one_unit_per_batch_equals_one_batch(units_dir, tmp_path):
     assert sidecars(tmp_path / "streamed") == sidecars(tmp_path / "memory")
     assert issues_frame(streamed.issues).equals(issues_frame(ev.issues))  # as users see them: errors first, by unit
     assert streamed.totals.equals(ev.totals) and streamed.losses.equals(ev.losses)
+
+
+DEFECTS = Path(__file__).resolve().parent / "fixtures" / "defects"
+
+
+def _streamed_equals_in_memory(inp: Path, tmp_path: Path, **options) -> None:
+    fw, _ = load_framework(default_framework_path())
+    streamed = run_streaming(inp, fw, tmp_path / "streamed", **options)
+    ev = evaluate(inp, fw)
+    write_outputs(ev, fw, tmp_path / "memory")
+    assert tree(tmp_path / "streamed") == tree(tmp_path / "memory")
+    assert issues_frame(streamed.issues).equals(issues_frame(ev.issues))
+    assert not (tmp_path / "streamed" / ".cache" / "parts").exists()  # the CSV parts are cleaned up
+
+
+def test_broken_files_stream_like_in_memory(tmp_path):
+    """Unreadable files, files of no unit (no 单位编码), a 评分标准 dropped among the inputs, duplicates: the file
+    map hands them to the first batch, which reports them exactly as the in-memory evaluation does."""
+    _streamed_equals_in_memory(DEFECTS, tmp_path, batch_size=2)
+
+
+def test_an_unwritable_cache_sends_staged_files_inline(units_dir, tmp_path, monkeypatch):
+    """When the staged-file cache cannot be written (a full disk, a read-only folder), staged files travel with the
+    batch instead: same outputs."""
+    monkeypatch.setattr(run_module, "_cache_put", lambda *a: False)
+    _streamed_equals_in_memory(units_dir, tmp_path, batch_size=3)
