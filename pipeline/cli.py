@@ -260,14 +260,14 @@ def _monitoring_of(written: list[Path]):
 
 
 def cmd_check(args) -> int:
-    from .run import evaluate
+    from .run import check_input
 
     prepared = _input_and_framework(args)
     if isinstance(prepared, int):
         return prepared
-    ev = evaluate(*prepared)
-    print_issues(ev.issues)
-    return 1 if ev.has_errors else 0
+    result = check_input(*prepared)
+    print_issues(result.issues)
+    return 1 if result.has_errors else 0
 
 
 def cmd_templates(args) -> int:

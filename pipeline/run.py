@@ -16,7 +16,7 @@ Scale (many units, reruns): `run_streaming` is what `python -m pipeline run` doe
   present in the input are removed (only files the manifest says this program wrote); years absent from the input are
   left as they are. `force=True` (`--force`) ignores cache and manifest.
 
-`evaluate` + `write_outputs` do the same over everything at once in memory (one batch): `check`, the monitoring run
+`evaluate` + `write_outputs` do the same over everything at once in memory (one batch): the monitoring run
 and the tests use them; both paths share every stage and the per-unit and per-year writers.
 """
 
@@ -29,6 +29,7 @@ import os
 import pickle
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -491,6 +492,7 @@ class BatchJob:
     old_units: dict               # the manifest entries of the batch's units from the previous run ({} if forced)
     when: datetime
     index: int = 0                # the batch's place in the run: names its part of each 评分明细.csv
+    write: bool = True            # False: evaluate only (`check`)
 
 
 def run_batch(job: BatchJob) -> dict:
@@ -505,11 +507,12 @@ def run_batch(job: BatchJob) -> dict:
     t1 = time.perf_counter()
     ev = evaluate_staged(ds, found, job.framework, Path(job.input_dir))
     t2 = time.perf_counter()
-    output_dir = Path(job.output_dir)
-    new_units, written, unchanged, dirty = render_units(ev, job.framework, output_dir, job.old_units, job.when)
-    csv_parts = {}
-    for year, text in details_csv_parts(ev).items():
-        csv_parts[year] = write_atomic(_parts_dir(job.cache_dir) / f"{job.index:06d}-{year}.csv", text)
+    new_units, written, unchanged, dirty, csv_parts = {}, [], [], set(), {}
+    if job.write:
+        output_dir = Path(job.output_dir)
+        new_units, written, unchanged, dirty = render_units(ev, job.framework, output_dir, job.old_units, job.when)
+        for year, text in details_csv_parts(ev).items():
+            csv_parts[year] = write_atomic(_parts_dir(job.cache_dir) / f"{job.index:06d}-{year}.csv", text)
     t3 = time.perf_counter()
     budget = ev.indicators["计算方法"].isin(summary.BUDGET_METHODS)  # all the 汇总 needs of the indicators
     indicators = ev.indicators.loc[budget, [*UNIT_KEY, "计算方法", "分子", "分母"]].reset_index(drop=True)
@@ -519,14 +522,24 @@ def run_batch(job: BatchJob) -> dict:
             "dirty": dirty, "timings": {"read": t1 - t0, "compute": t2 - t1, "write": t3 - t2}}
 
 
+def check_input(input_dir: Path, framework: Framework, *, executor: Executor | None = None,
+                progress: bool = False) -> RunResult:
+    """`python -m pipeline check`: every unit evaluated in batches like `run` (same memory bound), nothing written;
+    the staged-file cache lives in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="pipeline-check-") as tmp:
+        return run_streaming(input_dir, framework, Path(tmp), executor=executor, progress=progress, write=False)
+
+
 def _parts_dir(cache_dir) -> Path:
     return Path(cache_dir) / "parts"
 
 
 def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, executor: Executor | None = None,
-                  force: bool = False, progress: bool = False, batch_size: int | None = None) -> RunResult:
+                  force: bool = False, progress: bool = False, batch_size: int | None = None,
+                  write: bool = True) -> RunResult:
     """`python -m pipeline run`: every unit of input_dir scored and written in batches (see the module doc); the
-    main process keeps a few rows per unit. Timings: "read" is the file map's wall time; the unit map's wall time
+    main process keeps a few rows per unit. With write=False (`check_input`) nothing but the staged-file cache is
+    written and no manifest is read. Timings: "read" is the file map's wall time; the unit map's wall time
     is split into read / compute / write in proportion to the workers' time in each, and the per-year files and
     manifest count as write."""
     t0 = time.perf_counter()
@@ -557,7 +570,7 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     _cache_prune(cache_dir, {k for k in keys if k})
     t1 = time.perf_counter()
 
-    old = {} if force else _read_state(output_dir)
+    old = {} if force or not write else _read_state(output_dir)
     old_units = old.get("units", {})
     when = run_time()
     # At least one batch: files of no unit are reported by it, and an empty input still gets well-formed tables.
@@ -567,7 +580,7 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
         files = [f for c in codes for f in by_code[c]] + (loose if b == 0 else [])
         wanted = set(codes)
         mine = {uid: e for uid, e in old_units.items() if uid.split("/", 1)[1] in wanted}
-        jobs.append(BatchJob(files, str(cache_dir), str(input_dir), str(output_dir), framework, mine, when, b))
+        jobs.append(BatchJob(files, str(cache_dir), str(input_dir), str(output_dir), framework, mine, when, b, write))
     parts: list = [None] * len(jobs)
     spent = {"read": 0.0, "compute": 0.0, "write": 0.0}
     bar = progress_bar(len(by_code), "评价", "单位", progress)
@@ -585,12 +598,14 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     result = RunResult(units=cat("units"), totals=cat("totals"), losses=cat("losses"),
                        indicators=cat("indicators"), issues=found + [i for p in parts for i in p["issues"]],
                        files=len(paths))
-    new_units = {uid: e for p in parts for uid, e in p["new_units"].items()}
-    result.outputs = finish_outputs(
-        result, framework, output_dir, old, _read_state(output_dir).get("units", {}) if force else old_units,
-        new_units, [w for p in parts for w in p["written"]], [u for p in parts for u in p["unchanged"]],
-        {y for p in parts for y in p["dirty"]}, [p["csv_parts"] for p in parts])
-    shutil.rmtree(_parts_dir(cache_dir), ignore_errors=True)
+    result.outputs = {"written": [], "unchanged": [], "removed": []}
+    if write:
+        new_units = {uid: e for p in parts for uid, e in p["new_units"].items()}
+        result.outputs = finish_outputs(
+            result, framework, output_dir, old, _read_state(output_dir).get("units", {}) if force else old_units,
+            new_units, [w for p in parts for w in p["written"]], [u for p in parts for u in p["unchanged"]],
+            {y for p in parts for y in p["dirty"]}, [p["csv_parts"] for p in parts])
+        shutil.rmtree(_parts_dir(cache_dir), ignore_errors=True)
     t3 = time.perf_counter()
     share = (t2 - t1) / (sum(spent.values()) or 1.0)
     result.timings = {"read": (t1 - t0) + spent["read"] * share, "compute": spent["compute"] * share,

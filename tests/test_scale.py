@@ -15,7 +15,7 @@ from pipeline.bench import generate, synthetic_unit
 from pipeline.cli import EXAMPLE_INPUT, main
 from pipeline.framework import default_framework_path, load_framework
 from pipeline.issues import issues_frame
-from pipeline.run import STATE_FILE, batch_units, evaluate, run_streaming, write_outputs
+from pipeline.run import STATE_FILE, batch_units, check_input, evaluate, run_streaming, write_outputs
 from pipeline.templates import write_workbook
 
 SEED = 7
@@ -276,3 +276,13 @@ def test_an_unwritable_cache_sends_staged_files_inline(units_dir, tmp_path, monk
     batch instead: same outputs."""
     monkeypatch.setattr(run_module, "_cache_put", lambda *a: False)
     _streamed_equals_in_memory(units_dir, tmp_path, batch_size=3)
+
+
+def test_check_streams_and_writes_nothing(tmp_path):
+    """`check` evaluates in batches like `run` (bounded memory) and finds the same issues as the in-memory
+    evaluation, writing nothing."""
+    fw, _ = load_framework(default_framework_path())
+    checked = check_input(DEFECTS, fw)
+    assert issues_frame(checked.issues).equals(issues_frame(evaluate(DEFECTS, fw).issues))
+    assert checked.has_errors and checked.outputs == {"written": [], "unchanged": [], "removed": []}
+    assert checked.totals["总分"].notna().any()  # the units that could be scored were scored
