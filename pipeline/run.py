@@ -182,6 +182,11 @@ def stage_cached(job: tuple[str, str, str | None, bool, bool]):
     return key, _unit_of(result), result if want or key is None else None
 
 
+def stage_files(jobs: list[tuple]) -> list:
+    """stage_cached of several files (one task of the file map)."""
+    return [stage_cached(job) for job in jobs]
+
+
 def _unit_of(result) -> tuple | None:
     """The unit key of a staged file that a unit fills in, else None."""
     sf = result[0]
@@ -468,6 +473,7 @@ def _write_csv(path: Path, parts: list[bytes | Path]) -> Path:
 # work spreads evenly over the workers.
 BATCH_UNITS = 50
 BATCHES_PER_WORKER = 4
+FILES_PER_TASK = 32  # files per task of the file map
 
 
 def batch_units(codes: list[str], workers: int, size: int | None = None) -> list[list[str]]:
@@ -555,16 +561,20 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     bar = progress_bar(len(paths), "读取", "文件", progress)
     try:
         jobs = [(str(p), str(input_dir), str(cache_dir), force, False) for p in paths]
-        for i, (key, unit, result) in executor.imap(stage_cached, jobs):
-            keys[i] = key
-            entry = key if result is None else result
-            if unit:
-                by_code.setdefault(str(unit[0]), []).append(entry)
-            elif result is not None and result[0] is None:
-                found.extend(result[1])  # unreadable: its issues are all there is
-            else:
-                loose.append(entry)
-            bar.update(1)
+        # a few files per task: one task per file would cost the main process more than a worker spends on it
+        size = max(1, min(FILES_PER_TASK, -(-len(jobs) // (executor.workers * 8))))
+        chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+        for c, staged in executor.imap(stage_files, chunks):
+            for i, (key, unit, result) in enumerate(staged, start=c * size):
+                keys[i] = key
+                entry = key if result is None else result
+                if unit:
+                    by_code.setdefault(str(unit[0]), []).append(entry)
+                elif result is not None and result[0] is None:
+                    found.extend(result[1])  # unreadable: its issues are all there is
+                else:
+                    loose.append(entry)
+            bar.update(len(staged))
     finally:
         bar.close()
     _cache_prune(cache_dir, {k for k in keys if k})
