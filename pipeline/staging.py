@@ -573,10 +573,18 @@ def _table_frame(spec: SheetSpec, columns: list | None, rows: list[int], ctx: _C
         arrays.append(np.array(values, dtype=np.float64) if f.kind in NUMERIC_KINDS
                       else np.fromiter(values, dtype=object, count=n))
     arrays += [np.full(n, ctx.file, dtype=object), np.full(n, ctx.sheet, dtype=object), np.array(rows, dtype=np.int64)]
-    # The arrays as they are, in one step. The public constructor would infer pandas 3's `str` dtype for an object
-    # array (turning None into NaN) unless each became an object Series first, which costs three times as much.
-    return pd.DataFrame._from_arrays(arrays, columns=pd.Index(table_columns(spec)), index=pd.RangeIndex(n),
-                                     verify_integrity=False)
+    return _frame_of_arrays(arrays, table_columns(spec), n)
+
+
+def _frame_of_arrays(arrays: list[np.ndarray], columns: list[str], n: int) -> pd.DataFrame:
+    """The arrays as they are, in one step. The public constructor would infer pandas 3's `str` dtype for an object
+    array (turning None into NaN) unless each became an object Series first, which costs three times as much; so
+    pandas' internal `_from_arrays` is used where it exists (the pinned pandas), the public way elsewhere."""
+    build = getattr(pd.DataFrame, "_from_arrays", None)
+    if build is not None:
+        return build(arrays, columns=pd.Index(columns), index=pd.RangeIndex(n), verify_integrity=False)
+    return pd.DataFrame({c: pd.Series(a, dtype=a.dtype, index=pd.RangeIndex(n)) for c, a in zip(columns, arrays)},
+                        columns=columns)
 
 
 def _find_header(rows: list[tuple[int, list]], spec: SheetSpec,
