@@ -57,13 +57,6 @@ def _plain(v):
     return v
 
 
-def _rows(df: pd.DataFrame | None, drop_tech: bool = True) -> list[dict]:
-    if df is None or df.empty:
-        return []
-    cols = [c for c in df.columns if c not in ("单位编码", "财年") and not (drop_tech and str(c).startswith("_"))]
-    return [dict(zip(cols, values)) for values in zip(*(_plain_column(df[c]) for c in cols))]
-
-
 def _plain_column(s: pd.Series) -> list:
     """_plain of every value of a column, column-wise (a sidecar is written for every unit of a run)."""
     values = s.tolist()  # Python scalars for numeric dtypes
@@ -75,29 +68,47 @@ def _plain_column(s: pd.Series) -> list:
 
 
 class _Index:
-    """Row positions of every unit key in a table, found once by a group-by (a mask per unit would be quadratic in
-    the number of units)."""
+    """Per table (of one evaluation), found once: the row positions of every unit key (a group-by; a mask per unit
+    would be quadratic in the number of units) and every column as plain JSON-ready values (a unit's rows are then
+    taken by position, not sliced out of the DataFrame for every unit)."""
 
     def __init__(self):
         self.cache: dict = {}
 
+    def positions(self, df: pd.DataFrame | None, code: str, year: int):
+        """Row positions of the unit in df (an empty list when it has none)."""
+        if df is None or df.empty:
+            return []
+        groups = self.cache.get(("groups", id(df)))
+        if groups is None:
+            groups = self.cache[("groups", id(df))] = {
+                (str(k[0]), int(k[1])): idx for k, idx in df.groupby(["单位编码", "财年"], sort=False).indices.items()}
+        return groups.get((str(code), int(year)), [])
+
     def rows(self, df: pd.DataFrame | None, code: str, year: int) -> pd.DataFrame | None:
         if df is None or df.empty:
             return df
-        groups = self.cache.get(id(df))
-        if groups is None:
-            groups = self.cache[id(df)] = {
-                (str(k[0]), int(k[1])): idx for k, idx in df.groupby(["单位编码", "财年"], sort=False).indices.items()}
-        idx = groups.get((str(code), int(year)))
-        return df.iloc[0:0] if idx is None else df.iloc[idx]
+        return df.iloc[self.positions(df, code, year)]
+
+    def plain(self, df: pd.DataFrame, name: str) -> list:
+        key = ("plain", id(df), name)
+        if key not in self.cache:
+            self.cache[key] = _plain_column(df[name])
+        return self.cache[key]
 
 
-def _of_unit(df: pd.DataFrame, code: str, year: int, index: _Index | None = None) -> pd.DataFrame:
-    if df is None or df.empty:
-        return df
-    if index is not None:
-        return index.rows(df, code, year)
-    return df[(df["单位编码"] == code) & (df["财年"] == year)]
+def _unit_rows(index: _Index, df: pd.DataFrame | None, code: str, year: int, names: list[str] | None = None,
+               extra: dict[str, list] | None = None) -> list[dict]:
+    """The unit's rows of df as dicts of plain values: the columns `names` (default: all but the unit key and the
+    technical `_` columns), then the `extra` columns (lists aligned with df)."""
+    positions = index.positions(df, code, year)
+    if not len(positions):
+        return []
+    if names is None:
+        names = [c for c in df.columns if c not in ("单位编码", "财年") and not str(c).startswith("_")]
+    columns = [index.plain(df, c) for c in names] + list((extra or {}).values())
+    names = list(names) + list(extra or {})
+    return [dict(zip(names, [column[i] for column in columns])) for i in positions]
 
 
 def unit_record(ds, code: str, year: int, totals: pd.DataFrame | None = None,
@@ -105,30 +116,33 @@ def unit_record(ds, code: str, year: int, totals: pd.DataFrame | None = None,
     """One unit's data as a JSON-ready dict: its `units` row, staged budget lines, 三公经费, targets (指标值 as typed),
     work statistics (with the 填报科室 of their file) and, when scored, its total and indicators. `index` (shared
     over calls on the same tables) makes many calls linear."""
-    of = lambda df, c, y: _of_unit(df, c, y, index)  # noqa: E731
-    unit = of(ds.units, code, year)
-    stats = of(ds.work_stats, code, year)
-    if stats is not None and len(stats):
-        cache = index.cache if index is not None else {}
-        sections = cache.get("sections") or cache.setdefault("sections", dict(zip(ds.files["文件"], ds.files["填报科室"])))
-        stats = stats.assign(填报科室=[_plain(sections.get(f)) for f in stats["_file"]])
+    index = index if index is not None else _Index()
+    rows = lambda df, **kw: _unit_rows(index, df, code, year, **kw)  # noqa: E731
+    sections = None
+    if ds.work_stats is not None and len(ds.work_stats):
+        sections = index.cache.get("sections")
+        if sections is None:
+            of_file = dict(zip(ds.files["文件"], ds.files["填报科室"]))
+            sections = index.cache["sections"] = [_plain(of_file.get(f)) for f in ds.work_stats["_file"]]
+    unit = rows(ds.units)
     record = {
         "格式": DATA_FORMAT, "版本": DATA_VERSION, "单位编码": code, "财年": int(year),
-        "unit": _rows(unit)[0] if unit is not None and len(unit) else {"单位编码": code},
-        "budget_lines": _rows(of(ds.budget_lines, code, year)),
-        "sangong": _rows(of(ds.sangong, code, year)),
-        "targets": _rows(of(ds.targets, code, year)),
-        "work_stats": _rows(stats),
+        "unit": unit[0] if unit else {"单位编码": code},
+        "budget_lines": rows(ds.budget_lines),
+        "sangong": rows(ds.sangong),
+        "targets": rows(ds.targets),
+        "work_stats": rows(ds.work_stats, extra={"填报科室": sections}) if sections is not None else [],
     }
-    t = of(totals, code, year) if totals is not None else None
+    t = index.rows(totals, code, year) if totals is not None else None
     if t is not None and len(t):
         row = {k: _plain(v) for k, v in t.iloc[0].to_dict().items() if k not in ("单位编码", "财年")}
         row["_level1"] = [c for c in t.columns if c not in ("单位编码", "财年", "总分", "等级")
                           and not str(c).startswith("_")]
         record["totals"] = row
-    i = of(indicators, code, year) if indicators is not None else None
-    if i is not None and len(i):
-        record["indicators"] = _rows(i[["单位编码", "财年", "计算方法", "值", "分子", "分母", "状态"]])
+    if indicators is not None:
+        found = rows(indicators, names=["计算方法", "值", "分子", "分母", "状态"])
+        if found:
+            record["indicators"] = found
     return record
 
 
