@@ -490,7 +490,7 @@ class BatchJob:
     """The unit of work of the unit map: the cached (or, when the cache could not be written, inline) staged files
     of some units, and what rendering them needs."""
 
-    files: list                   # per file: a cache key (str) or an inline (StagedFile or None, issues)
+    files: list                   # per file: (path, cache key or None, (StagedFile or None, issues) or None)
     cache_dir: str
     input_dir: str
     output_dir: str
@@ -505,10 +505,10 @@ def run_batch(job: BatchJob) -> dict:
     """Evaluate and write one batch of units (runs in a worker). Returns the small tables the per-year files need,
     the manifest entries, the paths written / unchanged and the seconds spent per stage."""
     t0 = time.perf_counter()
-    results = [f if not isinstance(f, str) else _cache_get(job.cache_dir, f) for f in job.files]
-    missing = [f for f, r in zip(job.files, results) if r is None]
-    if missing:  # the cache entry vanished between the two maps (another run pruned it): report, never guess
-        raise RuntimeError(f"缓存文件丢失：{missing[0]}。请重新运行（或加 --force）。")
+    # A result that travelled inline, else the cached one; a cache entry gone since the file map (another run on
+    # the same output folder pruned it) is staged again from the file.
+    results = [inline or _cache_get(job.cache_dir, key) or load_and_stage((path, job.input_dir))
+               for path, key, inline in job.files]
     ds, found = _assemble_results(results)
     t1 = time.perf_counter()
     ev = evaluate_staged(ds, found, job.framework, Path(job.input_dir))
@@ -567,7 +567,7 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
         for c, staged in executor.imap(stage_files, chunks):
             for i, (key, unit, result) in enumerate(staged, start=c * size):
                 keys[i] = key
-                entry = key if result is None else result
+                entry = (jobs[i][0], key, result)
                 if unit:
                     by_code.setdefault(str(unit[0]), []).append(entry)
                 elif result is not None and result[0] is None:

@@ -286,3 +286,18 @@ def test_check_streams_and_writes_nothing(tmp_path):
     assert issues_frame(checked.issues).equals(issues_frame(evaluate(DEFECTS, fw).issues))
     assert checked.has_errors and checked.outputs == {"written": [], "unchanged": [], "removed": []}
     assert checked.totals["总分"].notna().any()  # the units that could be scored were scored
+
+
+def test_a_cache_entry_gone_before_its_batch_is_staged_again(units_dir, tmp_path, monkeypatch):
+    """Another run on the same output folder may prune the staged-file cache between the two maps: the batch stages
+    those files again from the input instead of failing."""
+    import shutil
+
+    real = run_module.run_batch
+
+    def after_a_prune(job):
+        shutil.rmtree(Path(job.cache_dir) / "staged", ignore_errors=True)
+        return real(job)
+
+    monkeypatch.setattr(run_module, "run_batch", after_a_prune)
+    _streamed_equals_in_memory(units_dir, tmp_path, batch_size=2)
