@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import functools
 import io
-import math
 import re
 import zipfile
 from pathlib import Path
 from typing import NamedTuple
 from xml.sax.saxutils import escape
 
-import numpy as np
 import pandas as pd
 from docx import Document
 from docx.oxml.ns import qn
@@ -33,9 +31,9 @@ from docx.shared import Emu, Inches, Pt, RGBColor
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from .numbers import excel_round, records
+from .numbers import excel_round, is_blank
 from .atomic import write_atomic
-from .render import FIXED_CREATED, _level1_rows
+from .render import BUDGET_AMOUNT_COLUMNS, FIXED_CREATED, _indicator_rows, _level1_rows, _sums_by, _total
 from .spec import SEVERITY_ERROR
 
 REPORT_TEMPLATE = Path(__file__).resolve().parent.parent / "input_templates" / "报告模板" / "绩效自评报告.md.j2"
@@ -44,7 +42,6 @@ FIXED_ZIP_TIME = (2000, 1, 1, 0, 0, 0)
 BODY_FONT, HEADING_FONT = "宋体", "黑体"
 RATE_NAMES = ("预算执行率", "预算调整率", "结转结余率", "公用经费控制率", "项目支出预算控制率", "三公经费控制率",
               "三公经费变动率", "政府采购执行率", "在职人员控制率", "重点支出安排率", "固定资产利用率")
-AMOUNT_FIELDS = ("上年结转数", "年初预算数", "预算调增数", "预算调减数", "全年预算数", "实际支出数", "结转结余数")
 
 
 def report_path(workbook_path: Path) -> Path:
@@ -54,27 +51,23 @@ def report_path(workbook_path: Path) -> Path:
 
 # --- formatting, as the workbook's number formats show a value ---------------------------------------------------
 
-def _blank(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA
-
-
 def fmt_amount(x) -> str:
     """`#,##0.00` of a value rounded to 2 decimals: 541.71 → `541.71`, 1234.5 → `1,234.50`."""
-    return "—" if _blank(x) else f"{excel_round(float(x), 2):,.2f}"
+    return "—" if is_blank(x) else f"{excel_round(float(x), 2):,.2f}"
 
 
 def fmt_score(x) -> str:
     """`0.00`: 4.166 → `4.17`."""
-    return "—" if _blank(x) else f"{excel_round(float(x), 2):.2f}"
+    return "—" if is_blank(x) else f"{excel_round(float(x), 2):.2f}"
 
 
 def fmt_rate(x) -> str:
     """`0.00%` of a fraction rounded to 4 decimals (as the workbook stores rates): 0.90625 → `90.63%`."""
-    return "—" if _blank(x) else f"{excel_round(float(x), 4) * 100:.2f}%"
+    return "—" if is_blank(x) else f"{excel_round(float(x), 4) * 100:.2f}%"
 
 
 def fmt_count(x) -> str:
-    if _blank(x):
+    if is_blank(x):
         return "—"
     v = float(x)
     return f"{int(v)}" if v.is_integer() else fmt_score(v)
@@ -91,38 +84,26 @@ def _rows(df: pd.DataFrame, names: tuple[str, ...]) -> list[dict]:
     return [dict(zip(cols, row)) for row in zip(*(df[c].tolist() for c in cols))]
 
 
-def _numbers(df: pd.DataFrame, col: str) -> np.ndarray:
-    """A column as floats, text that is no number as NaN (pd.to_numeric(errors="coerce"), skipped when numeric)."""
-    s = df[col]
-    if s.dtype.kind != "f":
-        s = pd.to_numeric(s, errors="coerce")
-    return s.to_numpy(dtype=float, na_value=np.nan)
-
-
 def _sum(df: pd.DataFrame, col: str) -> float:
-    """A column total as the workbook's 合计 row shows it (blank = 0; the same sum as pandas' Series.sum)."""
-    return excel_round(np.nansum(_numbers(df, col)), 2) if col in df and len(df) else 0.0
+    """A column total as the workbook's 合计 row shows it (blank = 0), with the workbook's own arithmetic."""
+    return excel_round(_total(df[col].tolist()), 2) if col in df and len(df) else 0.0
 
 
-def _rates(indicators: pd.DataFrame) -> dict[str, str]:
-    """计算方法 → its value as shown (`90.63%`), or its state (不适用 / 无法计算)."""
+def _rates(report) -> dict[str, str]:
+    """计算方法 → its value as shown (`90.63%`), or its state (不适用 / 无法计算): the workbook's indicator rows."""
     out = {name: "—" for name in RATE_NAMES}
-    for r in _rows(indicators, ("计算方法", "值", "状态")):
-        ok = r["状态"] == "正常" and not _blank(r["值"])
-        out[r["计算方法"]] = fmt_rate(r["值"]) if ok else str(r["状态"])
+    for r in _indicator_rows(report, RATE_NAMES):
+        out[r["指标"]] = fmt_rate(r["值"]) if r["值"] is not None else str(r["状态"])
     return out
 
 
 def _categories(lines: pd.DataFrame) -> list[dict]:
-    """按支出类别, as the 预算执行分析 sheet groups it."""
+    """按支出类别, grouped and summed as the 预算执行分析 sheet does it."""
     if lines.empty:
         return []
-    amounts = pd.DataFrame({"支出类别": lines["支出类别"], **{c: _numbers(lines, c) for c in ("全年预算数", "实际支出数")}},
-                           index=lines.index)
-    by_cat = amounts.groupby("支出类别", sort=False).sum().reset_index()
-    return [{"支出类别": c["支出类别"], "全年预算数": fmt_amount(c["全年预算数"]), "实际支出数": fmt_amount(c["实际支出数"]),
-             "执行率": fmt_rate(c["实际支出数"] / c["全年预算数"]) if c["全年预算数"] else "—"}
-            for c in records(by_cat)]
+    sums = _sums_by(lines["支出类别"].tolist(), [lines[c].tolist() for c in ("全年预算数", "实际支出数")])
+    return [{"支出类别": cat, "全年预算数": fmt_amount(budget), "实际支出数": fmt_amount(spent),
+             "执行率": fmt_rate(spent / budget) if budget else "—"} for cat, (budget, spent) in sums]
 
 
 def _targets(targets: pd.DataFrame) -> list[dict]:
@@ -168,8 +149,9 @@ def report_context(report) -> dict:
     """
     unit, total, fw = report.unit, report.total, report.framework
     lines = report.budget_lines
-    budget = {c: fmt_amount(_sum(lines, c)) for c in AMOUNT_FIELDS}
-    budget["有结余"] = _sum(lines, "结转结余数") != 0
+    sums = {c: _sum(lines, c) for c in BUDGET_AMOUNT_COLUMNS}
+    budget = {c: fmt_amount(v) for c, v in sums.items()}
+    budget["有结余"] = sums["结转结余数"] != 0
     sangong = {c: fmt_amount(_sum(report.sangong, c)) for c in ("预算数", "实际支出数", "上年预算数", "上年实际支出数")}
     level1 = [{"一级指标": g["一级指标"], "分值": fmt_score(g["分值"]), "得分": fmt_score(g["得分"]),
                "失分": fmt_score(g["失分"]), "得分率": fmt_rate(g["得分率"])} for g in _level1_rows(report)]
@@ -180,7 +162,7 @@ def report_context(report) -> dict:
         "编制人数": fmt_count(unit.get("编制人数")), "年末在职人数": fmt_count(unit.get("年末在职人数")),
         "评分框架": f"{fw.name}（{fw.version}）",
         "总分": fmt_score(total.get("总分")), "等级": total.get("等级") or "无法评级",
-        "预算": budget, "支出类别": _categories(lines), "三公": sangong, "指标": _rates(report.indicators),
+        "预算": budget, "支出类别": _categories(lines), "三公": sangong, "指标": _rates(report),
         "一级指标": level1, "绩效目标": _targets(report.targets),
         "存在的问题": _problems(report.details, report.issues),
     }
