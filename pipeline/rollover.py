@@ -242,31 +242,30 @@ def _latest_before(records: list[dict], year: int) -> list[dict]:
 # --- previous year → template data (pure) ---------------------------------------------------------------------------
 
 
-def _value(v):
-    """A value for write_workbook: plain Python, None for blanks."""
-    return _plain(v)
+def _carried(row: dict, keys) -> dict:
+    """The non-blank values of `keys` in row, as plain Python (a value for write_workbook)."""
+    return {k: v for k in keys if (v := _plain(row.get(k))) is not None}
 
 
 def template_data(record: dict, year: int) -> dict:
     """Template type → data for templates.write_workbook; 工作统计表 → list of (填报科室 or None, data)."""
     unit = record.get("unit") or {}
-    info = {k: _value(unit.get(k)) for k in UNIT_CARRY if _value(unit.get(k)) is not None}
+    info = _carried(unit, UNIT_CARRY)
     info.update(单位编码=str(record["单位编码"]), 财年=year)
     key_info = {k: info[k] for k in ("单位名称", "单位编码", "财年") if k in info}
     lines = []
     for line in record.get("budget_lines") or []:
-        row = {k: _value(line.get(k)) for k in BUDGET_LINE_CARRY if _value(line.get(k)) is not None}
-        row["上年结转数"] = _value(line.get("结转结余数"))  # last year's 结转结余 is this year's 上年结转
+        row = _carried(line, BUDGET_LINE_CARRY)
+        row["上年结转数"] = _plain(line.get("结转结余数"))  # last year's 结转结余 is this year's 上年结转
         lines.append({k: v for k, v in row.items() if v is not None})
-    sangong = [{"项目": r.get("项目"), "上年预算数": _value(r.get("预算数")), "上年实际支出数": _value(r.get("实际支出数"))}
+    sangong = [{"项目": r.get("项目"), "上年预算数": _plain(r.get("预算数")), "上年实际支出数": _plain(r.get("实际支出数"))}
                for r in record.get("sangong") or [] if r.get("项目")]
     budget = {"单位信息": info, "预算执行": lines, "三公经费": [{k: v for k, v in r.items() if v is not None}
                                                               for r in sangong]}
-    targets = [{k: _value(t.get(k)) for k in TARGET_CARRY if _value(t.get(k)) is not None}
-               for t in record.get("targets") or []]
+    targets = [_carried(t, TARGET_CARRY) for t in record.get("targets") or []]
     sections: dict[object, list[dict]] = {}
     for s in record.get("work_stats") or []:
-        row = {k: _value(s.get(k)) for k in STAT_CARRY if _value(s.get(k)) is not None}
+        row = _carried(s, STAT_CARRY)
         if row.get("统计项"):
             sections.setdefault(s.get("填报科室"), []).append(row)
     stats = [(section, {"单位信息": {**key_info, **({"填报科室": section} if section else {})}, "工作统计": rows})

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__, checks, issues as iss
+from . import __version__, checks, issues as iss, rollover, summary
 from .atomic import atomic_output, write_atomic
 from .dataset import UNIT_TYPES, Dataset, assemble, unit_key
 from .framework import Framework
@@ -57,7 +57,6 @@ STATE_FILE = ".pipeline-state.json"  # the manifest of what was written for whic
 CACHE_DIR = ".cache"                 # staged files by content hash
 STATE_FORMAT = 1
 DETAILS_CSV = "评分明细.csv"
-from . import rollover, summary  # issue #5: 汇总.xlsx, .data sidecars, 年度对比
 
 
 @dataclass
@@ -340,14 +339,15 @@ def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, exe
     ("written", "unchanged", "removed")."""
     t0 = time.perf_counter()
     output_dir = Path(output_dir)
-    old = {} if force else _read_state(output_dir)
+    on_disk = _read_state(output_dir)
+    old = {} if force else on_disk
     bar = progress_bar(len(ev.units), "输出", "单位", progress)
     try:
         done = render_units(ev, framework, output_dir, old.get("units", {}), run_time(), executor,
                             on_unit=lambda: bar.update(1))
     finally:
         bar.close()
-    ev.outputs = finish_outputs(ev, framework, output_dir, old, _read_state(output_dir).get("units", {}), *done,
+    ev.outputs = finish_outputs(ev, framework, output_dir, old, on_disk.get("units", {}), *done,
                                 csv_parts=[details_csv_parts(ev)])
     ev.timings["write"] = time.perf_counter() - t0
     return ev.outputs["written"]
@@ -783,8 +783,9 @@ def write_monitoring_outputs(ev: Evaluation, framework: Framework, output_dir: P
     units = ev.dataset.units[ev.dataset.units["财年"] == year]
     checks_all = monitor(ev.dataset, ev.targets, month, framework.params)
     checks_all = checks_all[checks_all["财年"] == year].reset_index(drop=True)
+    parts = _UnitParts(ev)  # split once: a group-by, not a scan of every table per unit
     for unit in units.to_dict("records"):
-        report = _unit_report(ev, framework, unit, when)
+        report = _unit_report(ev, framework, unit, when, parts)
         path = folder / unit_workbook_name(unit)
         report.source_links = _source_links(ev, report, path.parent)
         report.monitoring = _slice(checks_all, (unit["单位编码"], unit["财年"]))

@@ -566,7 +566,7 @@ class _TargetFacts:
         self.level1 = t.values("一级指标")
         self.seq = pd.to_numeric(t.frame["序号"], errors="coerce").to_numpy(dtype=float) \
             if "序号" in t.frame.columns else np.full(t.n, np.nan)
-        self.weights = t.frame["分值"].astype(float).to_numpy() if "分值" in t.frame.columns else np.full(t.n, np.nan)
+        self.weights = t.numbers("分值")
         self.rate, self.dev, self.ratio, self.missing = _target_rates(self.op, self.actual, self.target, self.concl,
                                                                       glob["定性比例"])
         self.cut = _deviation_cut(self.op, self.dev, glob)

@@ -393,17 +393,12 @@ def _incompatible_version(staged: StagedFile, t, src: SourceFile) -> Issue | Non
                  unit=info_["单位编码"] or "", year=info_["财年"])
 
 
-def _version_tuple(v: str | None) -> tuple[int, ...] | None:
-    parts = re.findall(r"\d+", v or "")
-    return tuple(int(x) for x in parts) if parts else None
-
-
 def _meta_checks(staged: StagedFile) -> list[Issue]:
     """`_meta` against the file itself: an older template version still read (fields match by label), and a
     `_meta` 财年 that differs from the 财年 typed in 单位信息 (a last-year template reused: check the figures)."""
     found = []
     sheet = staged.sheet_names.get("单位信息", "单位信息")
-    have, current = _version_tuple(staged.template_version), _version_tuple(TEMPLATE_VERSION)
+    have, current = version_tuple(staged.template_version), version_tuple(TEMPLATE_VERSION)
     if have is not None and current is not None and have < current:
         msg = (f"文件 {staged.rel} 使用的是旧版模板（版本 {staged.template_version}，当前版本 {TEMPLATE_VERSION}）。"
                f"已按表头文字读取；请下次改用新版模板填写（python -m pipeline templates --year 财年）。")
