@@ -280,6 +280,15 @@ def _floor_write(job: tuple[list[str], str]) -> float:
     return spent
 
 
+def deal(paths: list[str], workers: int) -> list[list[str]]:
+    """`paths` split into `workers` shares with the same number of files of each kind (suffix) in each, give or take
+    one: the per-file costs differ by kind (a workbook is written cell by cell, a report copied as bytes), and a share
+    by plain position could hand every workbook to one worker (in a year folder they alternate with the reports),
+    which would measure one worker's serial time instead of the floor."""
+    ordered = sorted(paths, key=lambda p: (Path(p).suffix.lower(), p))
+    return [ordered[i::workers] for i in range(max(1, workers))]
+
+
 def measure_floor(input_dir: Path, produced_dir: Path, scratch: Path, workers: int) -> dict:
     """Read every input workbook (calamine, all sheets) and write every file the pipeline wrote (see _floor_write),
     split over `workers` processes like the pipeline. Times are the slowest worker's."""
@@ -294,9 +303,9 @@ def measure_floor(input_dir: Path, produced_dir: Path, scratch: Path, workers: i
     w = max(1, workers)
     t0 = time.perf_counter()
     with make_executor(w) as ex:
-        reads = [t for _, t in ex.imap(_floor_read, [inputs[i::w] for i in range(w)])]
+        reads = [t for _, t in ex.imap(_floor_read, deal(inputs, w))]
         t1 = time.perf_counter()
-        writes = [t for _, t in ex.imap(_floor_write, [(outputs[i::w], str(scratch)) for i in range(w)])]
+        writes = [t for _, t in ex.imap(_floor_write, [(share, str(scratch)) for share in deal(outputs, w)])]
     return {"read": max(reads), "write": max(writes), "floor": max(reads) + max(writes),
             "read_wall": t1 - t0, "inputs": len(inputs), "outputs": len(outputs),
             "output_mb": round(sum(Path(p).stat().st_size for p in outputs) / 2**20, 1), **_peak_mb()}
@@ -412,7 +421,6 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--output", type=Path, required=True)
     one.add_argument("--workers", type=int, default=None)
     one.add_argument("--scheduler", default=None)
-    one.add_argument("--incremental", action="store_true", help="（兼容旧参数，无作用：同一输出目录再次运行即为增量）")
     floor = sub.add_parser("floor")  # internal: the floor, JSON on stdout
     floor.add_argument("--input", type=Path, required=True)
     floor.add_argument("--produced", type=Path, required=True)

@@ -11,7 +11,7 @@ import python_calamine
 
 from pipeline import parallel
 from pipeline import run as run_module
-from pipeline.bench import generate, synthetic_unit
+from pipeline.bench import deal, generate, synthetic_unit
 from pipeline.cli import EXAMPLE_INPUT, main
 from pipeline.framework import default_framework_path, load_framework
 from pipeline.issues import issues_frame
@@ -301,3 +301,15 @@ def test_a_cache_entry_gone_before_its_batch_is_staged_again(units_dir, tmp_path
 
     monkeypatch.setattr(run_module, "run_batch", after_a_prune)
     _streamed_equals_in_memory(units_dir, tmp_path, batch_size=2)
+
+
+def test_the_floor_deals_each_kind_of_file_evenly():
+    # In a year folder a unit's workbook and report alternate; a share by position would give one worker all the
+    # workbooks (the costly kind) and the other all the reports.
+    outputs = ["2023/a.docx", "2023/a.xlsx", "2023/b.docx", "2023/b.xlsx", "2023/c.docx", "2023/c.xlsx",
+               "2023/.data/a.json"]
+    shares = deal(outputs, 2)
+    assert sorted(p for s in shares for p in s) == sorted(outputs)
+    assert [sum(p.endswith(".xlsx") for p in s) for s in shares] in ([2, 1], [1, 2])
+    assert [sum(p.endswith(".docx") for p in s) for s in shares] in ([2, 1], [1, 2])
+    assert deal(outputs, 1) == [sorted(outputs, key=lambda p: (Path(p).suffix, p))]
