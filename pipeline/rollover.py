@@ -15,11 +15,12 @@ What carries over into the templates of year Y (see `template_data`):
   偏差原因 and 备注 cleared;
 - 工作统计: one workbook per 填报科室 with the 统计项 names (业务条线, 计量单位, 汇总方式), months and 全年 cleared.
 
-Everything but the two small file functions (`write_unit_data`, `write_rollover`) and `read_previous` is pure.
+Everything but the two small file functions (`write_sidecar`, `write_rollover`) and `read_previous` is pure.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -146,11 +147,9 @@ def unit_record(ds, code: str, year: int, totals: pd.DataFrame | None = None,
     return record
 
 
-def write_unit_data(record: dict, path: Path) -> Path:
-    """Write a unit record as JSON atomically (same input, same bytes)."""
-    path = Path(path)
-    write_atomic(path, json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")  # one line: the C encoder
-    return path
+def record_text(record: dict) -> bytes:
+    """A unit record as the sidecar's bytes: one line of JSON (the C encoder; same record, same bytes)."""
+    return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
 def record_of(ev, code: str, year: int) -> dict:
@@ -176,27 +175,42 @@ def previous_record(ev, code: str, year: int, output_dir: Path) -> dict | None:
     return read_unit_data(data_path(output_dir, prev, code))
 
 
-def previous_digest(ev, code: str, year: int, output_dir: Path) -> str:
-    """A fingerprint of previous_record, for the incremental run's unit hash (the 年度对比 sheet depends on it)."""
-    import hashlib
+def _text_of(ev, code: str, year: int) -> bytes:
+    """record_text of a unit of an Evaluation, serialised once (its sidecar and the next year's unit hash)."""
+    memo = ev.__dict__.setdefault("_rollover_index", _Index()).cache.setdefault("texts", {})
+    key = (str(code), int(year))
+    if key not in memo:
+        memo[key] = record_text(record_of(ev, code, year))
+    return memo[key]
 
-    record = previous_record(ev, code, year, output_dir)
-    text = "" if record is None else json.dumps(record, ensure_ascii=False, sort_keys=True, allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+
+def previous_digest(ev, code: str, year: int, output_dir: Path) -> str:
+    """A fingerprint of what previous_record reads, for the incremental run's unit hash (the 年度对比 sheet depends
+    on it): the previous year's record when the evaluation holds it, else the bytes of its sidecar file (empty when
+    there is none)."""
+    prev = int(year) - 1
+    index = ev.__dict__.setdefault("_rollover_index", _Index())
+    found = index.rows(ev.dataset.units, code, prev)
+    if found is not None and len(found):
+        text = _text_of(ev, code, prev)
+    else:
+        try:
+            text = data_path(output_dir, prev, code).read_bytes()
+        except OSError:
+            text = b""
+    return hashlib.sha256(text).hexdigest()
 
 
 def write_sidecar(ev, unit: dict, output_dir: Path) -> dict[str, str]:
-    """Write the unit's sidecar output_dir/<财年>/.data/<单位编码>.json; returns {path relative to output_dir:
-    SHA-256}, the form of the incremental run's manifest."""
-    import hashlib
-
-    path = write_unit_data(record_of(ev, unit["单位编码"], unit["财年"]),
-                           data_path(output_dir, unit["财年"], unit["单位编码"]))
-    return {path.relative_to(output_dir).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()}
+    """Write the unit's sidecar output_dir/<财年>/.data/<单位编码>.json atomically; returns {path relative to
+    output_dir: SHA-256}, the form of the incremental run's manifest."""
+    text = _text_of(ev, unit["单位编码"], unit["财年"])
+    path = write_atomic(data_path(output_dir, unit["财年"], unit["单位编码"]), text)
+    return {path.relative_to(output_dir).as_posix(): hashlib.sha256(text).hexdigest()}
 
 
 def read_unit_data(path: Path) -> dict | None:
-    """A sidecar written by write_unit_data, or None when missing, unreadable or of another format."""
+    """A sidecar written by write_sidecar, or None when missing, unreadable or of another format."""
     try:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
