@@ -7,8 +7,8 @@ Scale (many units, reruns): `run_streaming` is what `python -m pipeline run` doe
 - Map 2, over batches of units (all fiscal years of up to `BATCH_UNITS` 单位编码 per batch): a worker takes the
   batch's staged files from the cache, runs every pure stage vectorised over the batch's units (`evaluate_staged`),
   renders the units whose inputs changed, writes its part of each year's 评分明细.csv into the cache and returns
-  only small tables (a few rows per unit: totals, points lost per 汇总 line, budget indicators, issues). The main
-  process never holds the staged tables or score details of all units nor any workbook: its memory grows by a few
+  only small tables (a few rows per unit: totals, budget indicators, issues; and the batch's points lost per 汇总
+  line). The main process never holds the staged tables or score details of all units nor any workbook: its memory grows by a few
   kilobytes per unit, a worker's with the batch size only.
 - Incremental: the manifest `output/.pipeline-state.json` maps each unit to a hash of its inputs (files' SHA-256,
   评分标准, code digest, options, its issues) and to the files written for it. Only units whose hash changed are
@@ -94,14 +94,15 @@ class Evaluation:
 
     @functools.cached_property
     def losses(self) -> pd.DataFrame:
-        return summary.unit_losses(self.details)
+        """Points lost per year and 汇总 line, summed over the units (summary.loss_totals)."""
+        return summary.loss_totals(self.details)
 
 
 @dataclass
 class RunResult:
-    """What a streamed run (`run_streaming`) keeps in the main process: a few rows per unit (its `units` row, total,
-    points lost per 汇总 line and budget indicators) and every issue; never score details, staged tables or
-    workbooks. Same attribute names as Evaluation, so that the summary tables and the end-of-run summary read
+    """What a streamed run (`run_streaming`) keeps in the main process: a few rows per unit (its `units` row, total
+    and budget indicators), each batch's points lost per 汇总 line (a few rows per line) and every issue; never
+    score details, staged tables or workbooks. Same attribute names as Evaluation, so that the summary tables and the end-of-run summary read
     either."""
 
     units: pd.DataFrame

@@ -9,7 +9,7 @@ Tables of `summary_tables(ev, year)`:
 
 | key | grain | columns |
 | --- | --- | --- |
-| 排名 | one row per unit | 排名, 单位编码, 单位名称, 总分, 等级, one column per 一级指标 (, 监控预警数 when monitoring ran) |
+| 排名 | one row per unit | 排名, 单位编码, 单位名称, 总分, 等级, one column per 一级指标 |
 | 等级分布 | one row per grade (framework order) + 无法评级 when any | 等级, 最低分, 单位数, 占比 |
 | 分数分布 | one row per score band | 分数段, 单位数, 占比 |
 | 失分指标 | one row per framework indicator (绩效目标 rows summed per 一级指标), only where points were lost | 指标编码, 一级指标, 三级指标, 单位数, 失分单位数, 失分合计, 平均失分 |
@@ -60,7 +60,7 @@ def level1_columns(totals: pd.DataFrame) -> list[str]:
 # --- tables --------------------------------------------------------------------------------------------------------
 
 
-def ranking(units: pd.DataFrame, totals: pd.DataFrame, monitoring: pd.Series | None = None) -> pd.DataFrame:
+def ranking(units: pd.DataFrame, totals: pd.DataFrame) -> pd.DataFrame:
     """One row per unit, best first. Ties share a rank and the next rank skips (95, 95, 90 → 1, 1, 3); a unit
     without a total comes last without a rank."""
     level1 = level1_columns(totals)
@@ -72,9 +72,6 @@ def ranking(units: pd.DataFrame, totals: pd.DataFrame, monitoring: pd.Series | N
     df["排名"] = score.rank(method="min", ascending=False).astype("Int64")
     df["等级"] = [g if isinstance(g, str) and g else NO_GRADE for g in df["等级"]]
     cols = ["排名", "单位编码", "单位名称", "总分", "等级", *level1]
-    if monitoring is not None:
-        df["监控预警数"] = df["单位编码"].map(monitoring).fillna(0).astype(int)
-        cols.append("监控预警数")
     df = df.assign(_s=score.fillna(-math.inf)).sort_values(["_s", "单位编码"], ascending=[False, True], kind="stable")
     return df[cols].reset_index(drop=True)
 
@@ -106,14 +103,15 @@ def score_distribution(rank: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["分数段", "单位数", "占比"])
 
 
-LOSS_COLUMNS = ["单位编码", "财年", "_code", "一级指标", "_name", "_target", "_lost"]
+LOSS_LINE = ["财年", "_code", "一级指标", "_name", "_target"]  # a 汇总 line of one year (see unit_losses)
+LOSS_COLUMNS = ["单位编码", *LOSS_LINE, "_lost"]
+LOSS_TOTAL_COLUMNS = [*LOSS_LINE, "_units", "_losing", "_cents"]
 
 
 def unit_losses(details: pd.DataFrame) -> pd.DataFrame:
-    """Points lost per unit and 汇总 line (the per-unit half of lost_points, computed where the details are: in the
-    batch that scored the unit, so that the main process never holds every unit's details). Common indicators per
-    指标编码; 绩效目标 rows (one per target, 指标编码 `A19-3`) summed within their framework rule and 一级指标, so
-    that a target group is one line. 失分 = 分值 − 得分 of the (rounded) item scores, rounded to 2 decimals."""
+    """Points lost per unit and 汇总 line. Common indicators per 指标编码; 绩效目标 rows (one per target, 指标编码
+    `A19-3`) summed within their framework rule and 一级指标, so that a target group is one line. 失分 = 分值 − 得分
+    of the (rounded) item scores, rounded to 2 decimals."""
     if details.empty:
         return pd.DataFrame(columns=LOSS_COLUMNS)
     d = details.assign(_lost=pd.to_numeric(details["分值"]) - pd.to_numeric(details["得分"]))
@@ -121,25 +119,40 @@ def unit_losses(details: pd.DataFrame) -> pd.DataFrame:
     rule = d["_rule"] if "_rule" in d else d["指标编码"].str.split("-").str[0]
     # a target line is named at aggregation (by the framework's name of its rule): "" groups it meanwhile
     d = d.assign(_code=d["指标编码"].where(~targets, rule), _name=d["三级指标"].where(~targets, ""), _target=targets)
-    per_unit = d.groupby(["财年", "_code", "一级指标", "_name", "_target", "单位编码"], sort=False)["_lost"].sum() \
-        .reset_index()
+    per_unit = d.groupby([*LOSS_LINE, "单位编码"], sort=False)["_lost"].sum().reset_index()
     per_unit["_lost"] = [excel_round(x, 2) for x in per_unit["_lost"]]
     return per_unit[LOSS_COLUMNS]
 
 
-def lost_points(losses: pd.DataFrame, rule_names: dict[str, str] | None = None) -> pd.DataFrame:
-    """Where points were lost across units (unit_losses of one year), most first: per line 单位数 (units scored on
-    it), 失分单位数, 失分合计 and 平均失分 = 失分合计 ÷ 单位数. Lines without any loss are left out."""
-    cols = ["指标编码", "一级指标", "三级指标", "单位数", "失分单位数", "失分合计", "平均失分"]
+def loss_totals(details: pd.DataFrame) -> pd.DataFrame:
+    """Per year and 汇总 line, over the units of `details`: units scored on it (_units), units that lost points on
+    it (_losing) and the points lost in hundredths (_cents, an integer). Computed where the details are (in the
+    batch that scored the units); the rows of several batches add up to those of all their units at once, exactly
+    and in any order (whole hundredths), so the main process keeps a few rows per line, never a row per unit."""
+    losses = unit_losses(details)
     if losses.empty:
+        return pd.DataFrame(columns=LOSS_TOTAL_COLUMNS)
+    losses["_units"] = 1
+    losses["_losing"] = (losses["_lost"] > 0.005).astype(int)
+    losses["_cents"] = [int(round(x * 100)) for x in losses["_lost"]]
+    out = losses.groupby(LOSS_LINE, sort=False)[["_units", "_losing", "_cents"]].sum().reset_index()
+    return out[LOSS_TOTAL_COLUMNS]
+
+
+def lost_points(totals: pd.DataFrame, rule_names: dict[str, str] | None = None) -> pd.DataFrame:
+    """Where points were lost across units (the loss_totals rows of one year, from any number of batches), most
+    first: per line 单位数 (units scored on it), 失分单位数, 失分合计 and 平均失分 = 失分合计 ÷ 单位数. Lines
+    without any loss are left out."""
+    cols = ["指标编码", "一级指标", "三级指标", "单位数", "失分单位数", "失分合计", "平均失分"]
+    if totals.empty:
         return pd.DataFrame(columns=cols)
-    g = losses.groupby(["_code", "一级指标", "_name", "_target"], sort=False)["_lost"]
-    out = pd.DataFrame({"单位数": g.size(), "失分单位数": g.apply(lambda s: int((s > 0.005).sum())),
-                        "失分合计": g.sum()}).reset_index()
+    out = totals.groupby(LOSS_LINE[1:], sort=False)[["_units", "_losing", "_cents"]].sum().reset_index()
     names = rule_names or {}
     out["_name"] = [n if not t else names.get(c) or f"{l1}（绩效目标）"
                     for n, t, c, l1 in zip(out["_name"], out["_target"], out["_code"], out["一级指标"])]
-    out["失分合计"] = [excel_round(x, 2) for x in out["失分合计"]]
+    out["单位数"] = out["_units"].astype(int)
+    out["失分单位数"] = out["_losing"].astype(int)
+    out["失分合计"] = [c / 100 for c in out["_cents"]]
     out["平均失分"] = [excel_round(s / n, 2) for s, n in zip(out["失分合计"], out["单位数"])]
     out = out.rename(columns={"_code": "指标编码", "_name": "三级指标"})
     out = out[out["失分合计"] > 0].sort_values(["失分合计", "指标编码"], ascending=[False, True], kind="stable")
@@ -190,21 +203,6 @@ def issues_table(issues: list, units: pd.DataFrame, year: int) -> pd.DataFrame:
     return frame[ISSUE_COLUMNS].reset_index(drop=True)
 
 
-def monitoring_counts(ev, year: int) -> pd.Series | None:
-    """单位编码 → number of monitoring warnings of the year, when the evaluation carries monitoring results (a
-    DataFrame `ev.monitoring` with 单位编码 and 财年, one row per check; rows with 预警等级 红/黄 count); None
-    otherwise, and the column is left out."""
-    m = getattr(ev, "monitoring", None)
-    if not isinstance(m, pd.DataFrame) or not {"单位编码", "财年"} <= set(m.columns):
-        return None
-    m = m[m["财年"] == year]
-    if "预警等级" in m.columns:      # monitoring.monitor: 红 / 黄 are warnings, 绿 is fine
-        m = m[m["预警等级"].isin(("红", "黄"))]
-    elif "严重程度" in m.columns:
-        m = m[m["严重程度"] == "警告"]
-    return m.groupby("单位编码").size()
-
-
 def summary_tables(ev, year: int, framework=None) -> dict[str, pd.DataFrame]:
     """The tables of one fiscal year's 汇总.xlsx (see the module doc) from `ev`: an Evaluation or a RunResult
     (attributes units, totals, losses, indicators, issues). `framework` (optional) gives the grade order
@@ -217,7 +215,7 @@ def summary_tables(ev, year: int, framework=None) -> dict[str, pd.DataFrame]:
     rule_names = None
     if framework is not None:
         rule_names = dict(zip(framework.rows["指标编码"], framework.rows["三级指标"]))
-    rank = ranking(units, totals, monitoring_counts(ev, year))
+    rank = ranking(units, totals)
     return {
         "排名": rank,
         "等级分布": grade_distribution(rank, grades),
@@ -283,7 +281,7 @@ def year_on_year(current: dict, previous: dict | None) -> pd.DataFrame | None:
 
 # --- the workbook --------------------------------------------------------------------------------------------------
 
-FORMATS = {"排名": "int", "单位编码": "text", "单位名称": "text", "总分": "number", "等级": "text", "监控预警数": "int",
+FORMATS = {"排名": "int", "单位编码": "text", "单位名称": "text", "总分": "number", "等级": "text",
            "最低分": "number", "单位数": "int", "占比": "percent", "分数段": "text", "指标编码": "text",
            "一级指标": "text", "三级指标": "text", "失分单位数": "int", "失分合计": "number", "平均失分": "number",
            "全年预算数": "amount", "实际支出数": "amount", "预算执行率": "percent", "三公经费预算数": "amount",

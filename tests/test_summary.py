@@ -42,15 +42,9 @@ def _indicator(code, method, num, den, year=2023):
     return {"单位编码": code, "财年": year, "计算方法": method, "值": NAN, "分子": num, "分母": den, "状态": "正常"}
 
 
-@pytest.fixture()
-def ev():
-    units = pd.DataFrame({"单位编码": ["U1", "U2", "U3", "U1"], "财年": [2023, 2023, 2023, 2022],
-                          "单位名称": ["一局", "二局", "三局", "一局"]})
-    totals = pd.DataFrame({"单位编码": ["U1", "U2", "U3", "U1"], "财年": [2023, 2023, 2023, 2022],
-                           "总分": [92.5, 80.0, 80.0, 99.0], "等级": ["优", "良", "良", "优"],
-                           "过程": [40.0, 30.0, 35.0, 50.0], "产出": [52.5, 50.0, 45.0, 49.0]})
+def _details() -> pd.DataFrame:
     t = "绩效目标"
-    details = pd.DataFrame([
+    return pd.DataFrame([
         _detail("U1", "A01", "过程", "绩效目标合理性", 2, 1.4, "管理情况"), _detail("U1", "A06", "过程", "预算执行率", 5, 5),
         _detail("U1", "A19-1", "产出", "检查次数", 4, 3.5, t, "A19"), _detail("U1", "A19-2", "产出", "宣传次数", 4, 4, t, "A19"),
         _detail("U2", "A01", "过程", "绩效目标合理性", 2, 1, "管理情况"), _detail("U2", "A06", "过程", "预算执行率", 5, 4),
@@ -59,6 +53,16 @@ def ev():
         _detail("U3", "A19-1", "产出", "检查次数", 4, 4, t, "A19"), _detail("U3", "A19-2", "产出", "宣传次数", 4, 3, t, "A19"),
         {**_detail("U1", "A06", "过程", "预算执行率", 5, 0), "财年": 2022},  # another year: never counted
     ])
+
+
+@pytest.fixture()
+def ev():
+    units = pd.DataFrame({"单位编码": ["U1", "U2", "U3", "U1"], "财年": [2023, 2023, 2023, 2022],
+                          "单位名称": ["一局", "二局", "三局", "一局"]})
+    totals = pd.DataFrame({"单位编码": ["U1", "U2", "U3", "U1"], "财年": [2023, 2023, 2023, 2022],
+                           "总分": [92.5, 80.0, 80.0, 99.0], "等级": ["优", "良", "良", "优"],
+                           "过程": [40.0, 30.0, 35.0, 50.0], "产出": [52.5, 50.0, 45.0, 49.0]})
+    details = _details()
     indicators = pd.DataFrame([
         _indicator("U1", "预算执行率", 90, 100), _indicator("U2", "预算执行率", 45, 50), _indicator("U3", "预算执行率", 30, 40),
         _indicator("U1", "三公经费控制率", 8.7, 9.6), _indicator("U2", "三公经费控制率", 2, 2),
@@ -67,7 +71,7 @@ def ev():
     issues = [error("budget-total-mismatch", "U1 的问题", file="u1.xlsx", unit="U1", year=2023),
               warning("x", "U2 的 2022 年问题", file="u2.xlsx", unit="U2", year=2022),
               error("unreadable", "读不出的文件", file="bad.xlsx")]
-    return RunResult(units=units, totals=totals, losses=summary.unit_losses(details), indicators=indicators,
+    return RunResult(units=units, totals=totals, losses=summary.loss_totals(details), indicators=indicators,
                      issues=issues)
 
 
@@ -77,7 +81,6 @@ def test_ranking_ties_share_a_rank(ev):
         [1, "U1", 92.5, "优"], [2, "U2", 80.0, "良"], [2, "U3", 80.0, "良"]]
     assert list(rank.columns) == ["排名", "单位编码", "单位名称", "总分", "等级", "过程", "产出"]
     assert rank.loc[2, "过程"] == 35.0 and rank.loc[2, "产出"] == 45.0
-    assert "监控预警数" not in rank.columns  # no monitoring in this evaluation: no placeholder column
 
 
 def test_grade_and_score_distributions(ev):
@@ -99,6 +102,16 @@ def test_lost_points_ranking(ev):
     assert lost.loc[0, "三级指标"] == "产出（绩效目标）"  # without a framework at hand
 
 
+def test_lost_points_add_up_over_batches(ev):
+    # The same units scored in two batches (U1; U2 and U3): each batch's line totals, summed in the main process,
+    # give the table of all units at once. A19: U1 loses 0.5 (3.5 of 4 on 检查次数), U2 2, U3 1 → 3.5 over 3 units.
+    details = _details()
+    batches = [summary.loss_totals(details[details["单位编码"].isin(codes)]) for codes in (["U1"], ["U2", "U3"])]
+    lost = summary.lost_points(pd.concat(batches, ignore_index=True).query("财年 == 2023"))
+    assert lost[["指标编码", "单位数", "失分单位数", "失分合计", "平均失分"]].values.tolist() == [
+        ["A19", 3, 3, 3.5, 1.17], ["A06", 3, 2, 3.0, 1.0], ["A01", 3, 2, 1.6, 0.53]]
+
+
 def test_budget_totals_and_overall_rates(ev):
     b = summary.summary_tables(ev, 2023)["预算执行"]
     assert b["单位编码"].tolist() == ["U1", "U2", "U3", "合计"]
@@ -113,13 +126,6 @@ def test_issues_of_the_year_with_unit_names(ev):
     assert iss["问题"].tolist() == ["读不出的文件", "U1 的问题"]
     assert iss.loc[1, ["单位编码", "单位名称"]].tolist() == ["U1", "一局"]
     assert iss.loc[0, ["单位编码", "单位名称"]].isna().all()
-
-
-def test_monitoring_warnings_are_counted_when_present(ev):
-    ev.monitoring = pd.DataFrame({"单位编码": ["U1", "U1", "U2", "U3"], "财年": 2023,
-                                  "预警等级": ["红", "黄", "绿", "黄"]})
-    rank = summary.summary_tables(ev, 2023)["排名"]
-    assert rank.set_index("单位编码")["监控预警数"].to_dict() == {"U1": 2, "U2": 0, "U3": 1}
 
 
 def test_write_summary_reads_back(ev, tmp_path):
