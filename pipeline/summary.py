@@ -351,25 +351,40 @@ def _count_chart(book, ws, header_row: int, n: int, col: int, title: str, anchor
     ws.insert_chart(anchor, chart)
 
 
+# Every cell of the 汇总 is written once, row after row: the workbook can then be streamed to disk as it is written
+# (a province's 汇总 has a row per unit and per data issue).
+
+
 def _plain_sheet(book, name: str, title: str, df: pd.DataFrame, default: str, bold_last: bool = False) -> None:
     ws = book.sheet(name, header_rows=1)
     ws.write_string(0, 0, title, book.fmt["subtitle"])
-    book.table(ws, 1, _columns(df, default), _records(df))
-    if bold_last and len(df):
-        book.write(ws, len(df) + 1, 0, df.iloc[-1, 0], "label")
+    columns, rows = _columns(df, default), _records(df)
+    if bold_last and rows:  # the 合计 row: its label in bold
+        book.table(ws, 1, columns, rows[:-1])
+        _row(book, ws, len(rows) + 1, columns, rows[-1], {0: "label"})
+    else:
+        book.table(ws, 1, columns, rows)
     if df.empty:
         ws.write_string(2, 0, "无", book.fmt["text"])
     ws.freeze_panes(2, 0)
 
 
+def _row(book, ws, row: int, columns: list[tuple[str, str]], record: dict, formats: dict[int, str]) -> None:
+    """One table row; `formats` overrides the column format of some cells (by column position)."""
+    for j, (name, fmt) in enumerate(columns):
+        book.write(ws, row, j, record.get(name), formats.get(j, fmt))
+
+
+SEVERITY_FORMATS = {"错误": "error", "警告": "warning"}
+
+
 def _issues_sheet(book, df: pd.DataFrame) -> None:
     ws = book.sheet("数据问题", header_rows=0)
-    rows = _records(df)
-    book.table(ws, 0, _columns(df), rows)
+    rows, columns = _records(df), _columns(df)
+    book.table(ws, 0, columns, [])  # the header
+    severity = list(df.columns).index("严重程度")
     for i, r in enumerate(rows, start=1):
-        sev = {"错误": "error", "警告": "warning"}.get(r["严重程度"])
-        if sev:
-            ws.write_string(i, 2, r["严重程度"], book.fmt[sev])
+        _row(book, ws, i, columns, r, {severity: SEVERITY_FORMATS.get(r["严重程度"], columns[severity][1])})
     if not rows:
         ws.write_string(1, 0, "未发现数据问题", book.fmt["text"])
     ws.freeze_panes(1, 0)
