@@ -23,14 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from .atomic import write_atomic
-from .spec import BUDGET_EXECUTION, PERFORMANCE_TARGETS, WORK_STATISTICS
+from .spec import BUDGET_EXECUTION, PERFORMANCE_TARGETS, WORK_STATISTICS, safe_name
 
 DATA_DIR = ".data"
 DATA_FORMAT = "pipeline-unit-data"
@@ -221,8 +220,7 @@ def read_unit_data(path: Path) -> dict | None:
 
 
 def data_path(output_dir: Path, year: int, code: str) -> Path:
-    safe = re.sub(r'[\\/:*?"<>|]', "_", str(code))
-    return Path(output_dir) / str(year) / DATA_DIR / f"{safe}.json"
+    return Path(output_dir) / str(year) / DATA_DIR / f"{safe_name(code, '未编码单位')}.json"
 
 
 def read_previous(source: Path, year: int) -> tuple[list[dict], str]:
@@ -291,10 +289,8 @@ def template_data(record: dict, year: int) -> dict:
 
 
 def unit_folder_name(record: dict) -> str:
-    name = str((record.get("unit") or {}).get("单位名称") or "")
-    name = "".join(ch for ch in name if ch not in '\\/:*?"<>|').strip() or "未命名单位"
-    code = re.sub(r'[\\/:*?"<>|]', "_", str(record["单位编码"]))
-    return f"{code}_{name}"
+    name = safe_name((record.get("unit") or {}).get("单位名称"), "未命名单位")
+    return f"{safe_name(record['单位编码'], '未编码单位')}_{name}"
 
 
 def write_rollover(records: list[dict], year: int, out_dir: Path) -> list[Path]:
@@ -311,7 +307,7 @@ def write_rollover(records: list[dict], year: int, out_dir: Path) -> list[Path]:
             write_workbook(spec, path, year, data[spec.type], meta)
             paths.append(path)
         for section, stat_data in data[WORK_STATISTICS.type]:
-            suffix = "".join(ch for ch in str(section) if ch not in '\\/:*?"<>|') if section else ""
+            suffix = safe_name(section, "") if section else ""
             path = folder / (f"{WORK_STATISTICS.type}_{year}_{suffix}.xlsx" if suffix
                              else f"{WORK_STATISTICS.type}_{year}.xlsx")
             write_workbook(WORK_STATISTICS, path, year, stat_data, meta)

@@ -50,7 +50,7 @@ from .render import DETAIL_COLUMNS, UnitReport, render_unit_workbook
 from .monitoring import monitor  # issue #6: 绩效运行监控
 from .report import write_unit_report  # issue #6: 绩效自评报告
 from .scoring import Scores, score_units
-from .spec import UNIT_KEY
+from .spec import UNIT_KEY, safe_name
 from .staging import stage_file
 from .summary import SUMMARY_FILE, summary_tables, write_summary
 
@@ -327,8 +327,8 @@ def run_time() -> datetime:
 
 
 def unit_workbook_name(unit: dict) -> str:
-    name = "".join(ch for ch in str(unit.get("单位名称") or "") if ch not in '\\/:*?"<>|').strip() or "未命名单位"
-    return f"{unit['单位编码']}_{name}_绩效评价.xlsx"
+    """`<单位编码>_<单位名称>_绩效评价.xlsx`, both parts made safe as a file name (cell text never picks the folder)."""
+    return f"{safe_name(unit['单位编码'], '未编码单位')}_{safe_name(unit.get('单位名称'), '未命名单位')}_绩效评价.xlsx"
 
 
 # --- writing: per unit (render_units) and per 财年 (finish_outputs) --------------------------------------------------

@@ -349,3 +349,15 @@ def normalize_sheet_name(text: str) -> str:
     """Sheet names as users leave them: `预算执行 `, `预算执行（2023）` → `预算执行`."""
     s = normalize_label(text)
     return re.sub(r"\(\d{4}年?\)$|\d{4}年?$", "", s)
+
+
+_UNSAFE_IN_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]')
+
+
+def safe_name(text: object, fallback: str) -> str:
+    """Cell text (a 单位编码, 单位名称, 填报科室) made safe as part of a file or folder name on Windows, macOS and
+    Linux: path separators, the characters Windows refuses and control characters become `_`; surrounding spaces
+    and trailing dots go (Windows drops them); a result that is empty or only dots (`..` would climb out of the
+    output folder) becomes `fallback`."""
+    s = _UNSAFE_IN_NAMES.sub("_", "" if text is None else str(text)).strip().rstrip(". ")
+    return s if s.strip(".") else fallback
