@@ -123,24 +123,37 @@ def load_dataset(input_dir: Path, executor: Executor | None = None, cache_dir: P
                  progress: bool = False) -> tuple[Dataset, list[iss.Issue]]:
     """Read and stage every workbook under input_dir; a bad file becomes issues, never an exception.
 
-    With `executor`, files are read and staged in its workers (a map over files); with `cache_dir`, a file whose
+    With `executor`, files are read and staged in its workers (the file map); with `cache_dir`, a file whose
     bytes, relative name and pipeline code are unchanged since a previous run is taken from the cache instead."""
     input_dir = Path(input_dir)
     paths = discover(input_dir)
     results: list = [None] * len(paths)
     keys: set[str] = set()
-    bar = progress_bar(len(paths), "读取", "文件", progress)
-    try:
-        jobs = [(str(p), str(input_dir), str(cache_dir) if cache_dir else None, False, True) for p in paths]
-        for i, (key, _, result) in (executor or Executor()).imap(stage_cached, jobs):
-            results[i] = result
-            keys.add(key)
-            bar.update(1)
-    finally:
-        bar.close()
+    for i, key, _, result in map_files(paths, input_dir, executor or Executor(), cache_dir, want=True,
+                                       progress=progress):
+        results[i] = result
+        keys.add(key)
     if cache_dir is not None:
         _cache_prune(cache_dir, keys - {None})
     return _assemble_results(results)
+
+
+def map_files(paths: list[Path], input_dir: Path, executor: Executor, cache_dir: Path | None, *, force: bool = False,
+              want: bool, progress: bool = False):
+    """The file map: stage_cached over every file, a few files per task (one task per file would cost the main
+    process more than a worker spends on it), with a progress bar. Yields (file index, cache key, unit key,
+    result) per file as tasks complete; the result is None when it stayed in the cache (`want` False)."""
+    jobs = [(str(p), str(input_dir), None if cache_dir is None else str(cache_dir), force, want) for p in paths]
+    size = max(1, min(FILES_PER_TASK, -(-len(jobs) // (executor.workers * 8))))
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    bar = progress_bar(len(jobs), "读取", "文件", progress)
+    try:
+        for c, staged in executor.imap(stage_files, chunks):
+            for i, (key, unit, result) in enumerate(staged, start=c * size):
+                yield i, key, unit, result
+            bar.update(len(staged))
+    finally:
+        bar.close()
 
 
 def _assemble_results(results: list) -> tuple[Dataset, list[iss.Issue]]:
@@ -556,30 +569,21 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     cache_dir = output_dir / CACHE_DIR
     shutil.rmtree(_parts_dir(cache_dir), ignore_errors=True)  # parts of an interrupted run
     paths = discover(input_dir)
-    keys: list = [None] * len(paths)
+    keys: set[str] = set()
     by_code: dict[str, list] = {}
     loose: list = []          # staged files of no unit: assembled with the first batch, which reports them
     found: list[iss.Issue] = []
-    bar = progress_bar(len(paths), "读取", "文件", progress)
-    try:
-        jobs = [(str(p), str(input_dir), str(cache_dir), force, False) for p in paths]
-        # a few files per task: one task per file would cost the main process more than a worker spends on it
-        size = max(1, min(FILES_PER_TASK, -(-len(jobs) // (executor.workers * 8))))
-        chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
-        for c, staged in executor.imap(stage_files, chunks):
-            for i, (key, unit, result) in enumerate(staged, start=c * size):
-                keys[i] = key
-                entry = (jobs[i][0], key, result)
-                if unit:
-                    by_code.setdefault(str(unit[0]), []).append(entry)
-                elif result is not None and result[0] is None:
-                    found.extend(result[1])  # unreadable: its issues are all there is
-                else:
-                    loose.append(entry)
-            bar.update(len(staged))
-    finally:
-        bar.close()
-    _cache_prune(cache_dir, {k for k in keys if k})
+    for i, key, unit, result in map_files(paths, input_dir, executor, cache_dir, force=force, want=False,
+                                          progress=progress):
+        keys.add(key)
+        entry = (str(paths[i]), key, result)
+        if unit:
+            by_code.setdefault(str(unit[0]), []).append(entry)
+        elif result is not None and result[0] is None:
+            found.extend(result[1])  # unreadable: its issues are all there is
+        else:
+            loose.append(entry)
+    _cache_prune(cache_dir, keys - {None})
     t1 = time.perf_counter()
 
     old = {} if force or not write else _read_state(output_dir)
