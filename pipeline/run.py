@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
-import pickle
 import shutil
 import sys
 import tempfile
@@ -40,23 +38,21 @@ import pandas as pd
 
 from . import __version__, checks, issues as iss, rollover, summary
 from .atomic import atomic_output, write_atomic
-from .dataset import UNIT_TYPES, Dataset, assemble, unit_key
+from .incremental import (CACHE_DIR, STATE_FORMAT, cache_get, cache_prune, code_digest, load_and_stage,
+                          outputs_intact, read_state, sha256_file, stage_files, write_state)
+from .dataset import Dataset, assemble
 from .framework import Framework
 from .indicators import compute_indicators, unit_amounts
 from .intermediate import aggregate_work_stats, resolve_targets
-from .load import discover, load_file
+from .load import discover
 from .parallel import Executor
 from .render import DETAIL_COLUMNS, UnitReport, render_unit_workbook
 from .monitoring import monitor  # issue #6: 绩效运行监控
 from .report import write_unit_report  # issue #6: 绩效自评报告
 from .scoring import Scores, score_units
 from .spec import UNIT_KEY, safe_name
-from .staging import stage_file
 from .summary import SUMMARY_FILE, summary_tables, write_summary
 
-STATE_FILE = ".pipeline-state.json"  # the manifest of what was written for which inputs
-CACHE_DIR = ".cache"                 # staged files by content hash
-STATE_FORMAT = 1
 DETAILS_CSV = "评分明细.csv"
 
 
@@ -134,7 +130,7 @@ def load_dataset(input_dir: Path, executor: Executor | None = None, cache_dir: P
         results[i] = result
         keys.add(key)
     if cache_dir is not None:
-        _cache_prune(cache_dir, keys - {None})
+        cache_prune(cache_dir, keys - {None})
     return _assemble_results(results)
 
 
@@ -165,118 +161,6 @@ def _assemble_results(results: list) -> tuple[Dataset, list[iss.Issue]]:
             staged.append(staged_file)
     dataset = assemble(staged)
     return dataset, found + list(dataset.issues)
-
-
-def load_and_stage(job: tuple[str, str]):
-    """One file: (StagedFile or None, issues)."""
-    path, root = Path(job[0]), Path(job[1])
-    source, problems = load_file(path, root)
-    if source is None:
-        return None, problems
-    staged_file, more = stage_file(source)
-    return staged_file, problems + more
-
-
-def stage_cached(job: tuple[str, str, str | None, bool, bool]):
-    """The unit of work of the file map (runs in a worker): read and stage one file, or find it in the staged-file
-    cache. job = (path, input root, cache folder or None, force, want the result back). Returns (cache key or None,
-    unit key of a unit file or None, (StagedFile or None, issues) — or None when it is in the cache and not wanted
-    back: the batch that needs it reads it from there, so staged tables never pass through the main process)."""
-    path, root, cache_dir, force, want = job
-    key = _cache_key(Path(path), Path(root)) if cache_dir else None
-    if not force and not want and key is not None:
-        head = _cache_get(cache_dir, key, head_only=True)
-        if head is not None:
-            return key, head, None
-    result = None if force or key is None else _cache_get(cache_dir, key)
-    if result is None:
-        result = load_and_stage((path, root))
-        if key is not None and not _cache_put(cache_dir, key, result):
-            key = None  # the cache cannot be written: the result travels instead
-    return key, _unit_of(result), result if want or key is None else None
-
-
-def stage_files(jobs: list[tuple]) -> list:
-    """stage_cached of several files (one task of the file map)."""
-    return [stage_cached(job) for job in jobs]
-
-
-def _unit_of(result) -> tuple | None:
-    """The unit key of a staged file that a unit fills in, else None."""
-    sf = result[0]
-    return unit_key(sf) if sf is not None and sf.template_type in UNIT_TYPES else None
-
-
-# --- the staged-file cache -------------------------------------------------------------------------------------
-
-
-def code_digest() -> str:
-    """SHA-256 over the package's source files: any change to the program invalidates caches and manifests (so a
-    developer never sees a stale result without bumping __version__)."""
-    global _CODE_DIGEST
-    if _CODE_DIGEST is None:
-        h = hashlib.sha256(__version__.encode())
-        for p in sorted(Path(__file__).resolve().parent.glob("*.py")):
-            if p.name in _NOT_IN_OUTPUTS:
-                continue
-            h.update(p.name.encode() + b"\0" + p.read_bytes())
-        _CODE_DIGEST = h.hexdigest()
-    return _CODE_DIGEST
-
-
-_CODE_DIGEST: str | None = None
-# Modules that cannot change what is written (command line, executors, benchmark): editing them keeps the cache.
-_NOT_IN_OUTPUTS = frozenset({"__main__.py", "cli.py", "parallel.py", "bench.py"})
-
-
-def _cache_key(path: Path, root: Path) -> str | None:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None  # load_file reports it
-    rel = path.relative_to(root).as_posix()
-    return hashlib.sha256(f"{code_digest()}\0{rel}\0".encode() + hashlib.sha256(data).digest()).hexdigest()
-
-
-
-def _cache_file(cache_dir: Path, key: str) -> Path:
-    return Path(cache_dir) / "staged" / f"{key}.pickle"
-
-
-def _cache_get(cache_dir: Path, key: str | None, head_only: bool = False):
-    """The cached (StagedFile, issues) of a file, or None; with head_only, just its unit key (or the empty tuple for
-    a file of no unit). An entry is two pickles, the head then the result, so that the file map reads only the
-    head. The cache is this program's own folder inside the output folder (pickles are trusted as the program's own
-    writing); an unreadable entry is simply recomputed."""
-    if key is None:
-        return None
-    try:
-        with open(_cache_file(cache_dir, key), "rb") as fh:
-            head = pickle.load(fh)
-            if head_only:
-                return tuple(head)
-            return pickle.load(fh)
-    except Exception:  # noqa: BLE001 -- missing, truncated or from another Python: recompute
-        return None
-
-
-def _cache_put(cache_dir: Path, key: str, result) -> bool:
-    """Store a staged file; False when the cache folder cannot be written (read-only output, disk full)."""
-    head = pickle.dumps(list(_unit_of(result) or ()), protocol=pickle.HIGHEST_PROTOCOL)
-    try:
-        write_atomic(_cache_file(cache_dir, key), head + pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
-    except OSError:
-        return False
-    return True
-
-
-def _cache_prune(cache_dir: Path, keep: set[str]) -> None:
-    """Drop cache entries of files no longer in the input (the cache never outgrows the input)."""
-    folder = Path(cache_dir) / "staged"
-    if folder.is_dir():
-        for p in folder.glob("*.pickle"):
-            if p.stem not in keep:
-                p.unlink(missing_ok=True)
 
 
 def progress_bar(total: int, desc: str, unit: str, enabled: bool):
@@ -354,7 +238,7 @@ def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, exe
     ("written", "unchanged", "removed")."""
     t0 = time.perf_counter()
     output_dir = Path(output_dir)
-    on_disk = _read_state(output_dir)
+    on_disk = read_state(output_dir)
     old = {} if force else on_disk
     bar = progress_bar(len(ev.units), "输出", "单位", progress)
     try:
@@ -381,7 +265,7 @@ def render_units(ev: Evaluation, framework: Framework, output_dir: Path, old_uni
         uid = f"{unit['财年']}/{unit['单位编码']}"
         digest = _unit_hash(ev, framework, parts, (unit["单位编码"], unit["财年"]), output_dir)
         prev = old_units.get(uid)
-        if prev and prev.get("hash") == digest and _outputs_intact(output_dir, prev.get("outputs", {})):
+        if prev and prev.get("hash") == digest and outputs_intact(output_dir, prev.get("outputs", {})):
             new_units[uid] = prev
             unchanged.extend(output_dir / rel for rel in prev.get("outputs", {}))
             continue
@@ -440,19 +324,19 @@ def finish_outputs(results, framework: Framework, output_dir: Path, old: dict, o
         outs = [output_dir / str(year) / DETAILS_CSV, output_dir / str(year) / SUMMARY_FILE]
         rels = [p.relative_to(output_dir).as_posix() for p in outs]
         prev = {r: old.get("files", {}).get(r) for r in rels}
-        if year not in dirty_years and _outputs_intact(output_dir, prev):
+        if year not in dirty_years and outputs_intact(output_dir, prev):
             files_state.update(prev)
             unchanged.extend(outs)
             continue
         csv_path = _write_csv(outs[0], [part[year] for part in csv_parts if year in part])
         summary_path = write_summary(summary_tables(results, year, framework), outs[1], year)
         for p in (csv_path, summary_path):
-            files_state[p.relative_to(output_dir).as_posix()] = _sha256_file(p)
+            files_state[p.relative_to(output_dir).as_posix()] = sha256_file(p)
             written.append(p)
     for rel in sorted(set(old.get("files", {})) - set(files_state)):  # a 财年 not in this input: kept
         files_state[rel] = old["files"][rel]
 
-    _write_state(output_dir, {"format": STATE_FORMAT, "pipeline": __version__, "code": code_digest(),
+    write_state(output_dir, {"format": STATE_FORMAT, "pipeline": __version__, "code": code_digest(),
                               "units": dict(sorted(new_units.items())), "files": dict(sorted(files_state.items()))})
     return {"written": written, "unchanged": unchanged, "removed": removed}
 
@@ -522,7 +406,7 @@ def run_batch(job: BatchJob) -> dict:
     t0 = time.perf_counter()
     # A result that travelled inline, else the cached one; a cache entry gone since the file map (another run on
     # the same output folder pruned it) is staged again from the file.
-    results = [inline or _cache_get(job.cache_dir, key) or load_and_stage((path, job.input_dir))
+    results = [inline or cache_get(job.cache_dir, key) or load_and_stage((path, job.input_dir))
                for path, key, inline in job.files]
     ds, found = _assemble_results(results)
     t1 = time.perf_counter()
@@ -583,10 +467,10 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
             found.extend(result[1])  # unreadable: its issues are all there is
         else:
             loose.append(entry)
-    _cache_prune(cache_dir, keys - {None})
+    cache_prune(cache_dir, keys - {None})
     t1 = time.perf_counter()
 
-    old = {} if force or not write else _read_state(output_dir)
+    old = {} if force or not write else read_state(output_dir)
     old_units = old.get("units", {})
     when = run_time()
     # At least one batch: files of no unit are reported by it, and an empty input still gets well-formed tables.
@@ -618,7 +502,7 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     if write:
         new_units = {uid: e for p in parts for uid, e in p["new_units"].items()}
         result.outputs = finish_outputs(
-            result, framework, output_dir, old, _read_state(output_dir).get("units", {}) if force else old_units,
+            result, framework, output_dir, old, read_state(output_dir).get("units", {}) if force else old_units,
             new_units, [w for p in parts for w in p["written"]], [u for p in parts for u in p["unchanged"]],
             {y for p in parts for y in p["dirty"]}, [p["csv_parts"] for p in parts])
         shutil.rmtree(_parts_dir(cache_dir), ignore_errors=True)
@@ -634,26 +518,11 @@ def render_unit(job: tuple[UnitReport, str]) -> list[tuple[str, str]]:
     (runs in a worker: only the digests travel back)."""
     report, path = job
     out = render_unit_workbook(report, Path(path))
-    files = [(str(out), _sha256_file(out))]
+    files = [(str(out), sha256_file(out))]
     if report.monitoring is None:  # issue #6: the 绩效自评报告 .docx beside the year-end workbook
         doc = write_unit_report(report, out)
-        files.append((str(doc), _sha256_file(doc)))
+        files.append((str(doc), sha256_file(doc)))
     return files
-
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _outputs_intact(output_dir: Path, outputs: dict) -> bool:
-    """Every recorded output still exists with the bytes written (a file edited or deleted by hand is redone)."""
-    if not outputs or any(v is None for v in outputs.values()):
-        return False
-    for rel, sha in outputs.items():
-        p = output_dir / rel
-        if not p.is_file() or _sha256_file(p) != sha:
-            return False
-    return True
 
 
 def _unit_hash(ev: Evaluation, framework: Framework, parts: "_UnitParts", key: tuple, output_dir: Path) -> str:
@@ -673,19 +542,6 @@ def _unit_hash(ev: Evaluation, framework: Framework, parts: "_UnitParts", key: t
         h.update(repr(i).encode() + b"\n")
     h.update(f"previous\0{rollover.previous_digest(ev, *key, output_dir)}\n".encode())  # issue #5: 年度对比
     return h.hexdigest()
-
-
-def _read_state(output_dir: Path) -> dict:
-    try:
-        state = json.loads((Path(output_dir) / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return state if isinstance(state, dict) and state.get("format") == STATE_FORMAT else {}
-
-
-def _write_state(output_dir: Path, state: dict) -> None:
-    path = Path(output_dir) / STATE_FILE
-    write_atomic(path, json.dumps(state, ensure_ascii=False, indent=1))
 
 
 class _UnitParts:

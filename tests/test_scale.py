@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import python_calamine
 
-from pipeline import parallel, summary
+from pipeline import incremental, parallel, summary
 from pipeline import run as run_module
 from pipeline.bench import deal, generate, synthetic_unit
 from pipeline.cli import EXAMPLE_INPUT, main
 from pipeline.framework import default_framework_path, load_framework
 from pipeline.issues import issues_frame
-from pipeline.run import STATE_FILE, batch_units, check_input, evaluate, run_streaming, write_outputs
+from pipeline.incremental import STATE_FILE
+from pipeline.run import batch_units, check_input, evaluate, run_streaming, write_outputs
 from pipeline.templates import write_workbook
 
 SEED = 7
@@ -279,7 +280,7 @@ def test_broken_files_stream_like_in_memory(tmp_path):
 def test_an_unwritable_cache_sends_staged_files_inline(units_dir, tmp_path, monkeypatch):
     """When the staged-file cache cannot be written (a full disk, a read-only folder), staged files travel with the
     batch instead: same outputs."""
-    monkeypatch.setattr(run_module, "_cache_put", lambda *a: False)
+    monkeypatch.setattr(incremental, "cache_put", lambda *a: False)
     _streamed_equals_in_memory(units_dir, tmp_path, batch_size=3)
 
 
