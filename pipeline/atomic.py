@@ -16,7 +16,7 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
     without error it is renamed onto `path`, otherwise removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    fd, name = _temporary_beside(path)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -29,8 +29,26 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
 
 
 def write_atomic(path: Path | str, content: bytes | str) -> Path:
-    """Write bytes (or text as UTF-8) atomically; returns the path."""
+    """Write bytes (or text as UTF-8) atomically; returns the path. Same steps as atomic_output, written through
+    the temporary file's own descriptor (a run writes several small files per unit and one cache entry per input
+    file: opening each twice and creating its folder each time cost a third of the write)."""
     data = content.encode("utf-8") if isinstance(content, str) else content
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
+    path = Path(path)
+    try:
+        fd, name = _temporary_beside(path)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = _temporary_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(name, 0o644)
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
