@@ -35,16 +35,15 @@ def check_budget_lines(lines: pd.DataFrame, cell) -> list[iss.Issue]:
         bad_balance = ~np.isnan(balance) & ~np.isnan(budget) & ~np.isnan(spent) & \
             (np.abs(balance - (budget - spent)) > TOLERANCE + 1e-9)
     if bad_budget.any():  # the sheet's totals, only when a message needs them
-        totals = lines.assign(_exp=expected, _b=budget).groupby(list(UNIT_KEY))[["_exp", "_b"]].sum()
+        total_expected, total_budget = _unit_totals(lines, expected, budget)
     for i, row in _rows(lines, bad_budget):
-        t = totals.loc[(row["单位编码"], row["财年"])]
         found.append(iss.warning(
             "budget-total-mismatch",
             f"{row['支出类别']}{'“' + row['项目名称'] + '”' if row.get('项目名称') else ''}："
             f"全年预算数 {budget[i]:.2f} "
             f"≠ 上年结转数 {parts[0][i]:.2f} + 年初预算数 {parts[1][i]:.2f} + 预算调增数 {parts[2][i]:.2f} "
-            f"− 预算调减数 {parts[3][i]:.2f} = {expected[i]:.2f}（本表合计：全年预算数 {t['_b']:.2f}，"
-            f"按公式应为 {t['_exp']:.2f}）。已按填报的全年预算数评分；请核对预算调整或全年预算数。",
+            f"− 预算调减数 {parts[3][i]:.2f} = {expected[i]:.2f}（本表合计：全年预算数 {total_budget[i]:.2f}，"
+            f"按公式应为 {total_expected[i]:.2f}）。已按填报的全年预算数评分；请核对预算调整或全年预算数。",
             value=f"{budget[i]:.2f}", **iss.located(row, "全年预算数", cell)))
     for i, row in _rows(lines, bad_balance):
         found.append(iss.warning(
@@ -53,6 +52,13 @@ def check_budget_lines(lines: pd.DataFrame, cell) -> list[iss.Issue]:
             f"{spent[i]:.2f} = {budget[i] - spent[i]:.2f}；请核对。",
             value=f"{balance[i]:.2f}", **iss.located(row, "结转结余数", cell)))
     return found + _suspect_yuan(lines, cell)
+
+
+def _unit_totals(lines: pd.DataFrame, *columns: np.ndarray) -> list[np.ndarray]:
+    """Per row, each column summed over the rows of the row's unit (NaN skipped; NaN for a row without a unit key):
+    numbers.group_sum, so a unit's totals never depend on which other units share its batch."""
+    ids, n = group_ids([lines[k].to_numpy() for k in UNIT_KEY])
+    return [np.append(group_sum(column, ids, n), np.nan)[ids] for column in columns]
 
 
 def _rows(df: pd.DataFrame, mask: np.ndarray):

@@ -180,7 +180,7 @@ def cmd_run(args) -> int:
     if as_of is not None:
         return _run_as_of(ev, fw, args.output, *as_of)
     _print_run_issues(result.issues)
-    _print_summary(result, result.outputs["written"])
+    _print_summary(result)
     return 1 if result.has_errors else 0
 
 
@@ -200,30 +200,30 @@ def _print_run_issues(found) -> None:
           f"提示 {counts.get('提示', 0)}。逐条见各单位工作簿的「数据问题」工作表和各财年的 汇总.xlsx。")
 
 
-def _print_summary(ev, written) -> None:
+def _print_summary(result) -> None:
     """One screen: units scored (per 财年), units with errors, the grade distribution, files written / unchanged /
-    removed and the time per stage. Small runs also list each unit and each file written."""
-    totals = ev.totals.merge(ev.units[["单位编码", "财年", "单位名称"]], on=["单位编码", "财年"], how="left")
+    removed (`result.outputs`) and the time per stage. Small runs also list each unit and each file written."""
+    outputs = result.outputs
+    totals = result.totals.merge(result.units[["单位编码", "财年", "单位名称"]], on=["单位编码", "财年"], how="left")
     small = len(totals) <= LIST_UNITS_UP_TO
     if small:
         for t in totals.to_dict("records"):
             print(f"{t['财年']} {t['单位编码']} {t['单位名称']}：总分 {t['总分']:.2f}，等级 {t['等级']}")
-        for path in written:
+        for path in outputs["written"]:
             print(f"已写入：{path}")
-    outputs = getattr(ev, "outputs", {}) or {}
     per_year = "，".join(f"{y} 年 {n} 个" for y, n in totals.groupby("财年").size().items())
-    with_errors = {(i.unit, i.year) for i in ev.issues if i.severity == "错误" and i.unit}
+    with_errors = {(i.unit, i.year) for i in result.issues if i.severity == "错误" and i.unit}
     grades = totals["等级"].fillna("").replace("", "无法评级").value_counts()
     order = [g for g in ("优", "良", "中", "差") if g in grades] + [g for g in grades.index if g not in ("优", "良", "中", "差")]
     print(f"评价单位 {len(totals)} 个（{per_year or '无'}），其中数据有错误的 {len(with_errors)} 个。")
     if len(grades):
         print("等级分布：" + "，".join(f"{g} {int(grades[g])}" for g in order))
-    print(f"输出文件：写入 {len(outputs.get('written', written))} 个，未变 {len(outputs.get('unchanged', []))} 个，"
-          f"删除 {len(outputs.get('removed', []))} 个。")
-    t = ev.timings
+    print(f"输出文件：写入 {len(outputs['written'])} 个，未变 {len(outputs['unchanged'])} 个，"
+          f"删除 {len(outputs['removed'])} 个。")
+    t = result.timings
     parts = "，".join(f"{name} {t[k]:.1f} 秒" for k, name in (("read", "读取"), ("compute", "计算"), ("write", "输出"))
                      if k in t)
-    secs = sum(ev.timings.values())
+    secs = sum(result.timings.values())
     print(f"共评价 {len(totals)} 个单位，用时 {secs:.2f} 秒（{parts}）。")
 
 

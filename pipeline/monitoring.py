@@ -3,12 +3,14 @@
 Time progress = m / 12. Three kinds of check per unit (SCORING.md, Monitoring):
 
 - 预算执行: per 支出类别 and in total, spending of months 1..m (月度支出) ÷ 全年预算数 (预算执行) = 实际进度;
-  进度比 = 实际进度 ÷ 时间进度.
+  进度比 = 实际进度 ÷ 时间进度 (the sums per 支出类别 by `numbers.group_sum`; 合计 adds them up).
 - 绩效目标: each quantitative target with a 取数公式, its formula evaluated on the work statistics of months 1..m
   (aggregated by `intermediate.aggregate_work_stats`, so 合计 / 期末 / 平均 work as for the year). A target whose
   统计项 all add up over the year (汇总方式 合计) and whose unit is not `%` is compared with its pro-rated value
   指标值 × m/12; a rate (计量单位 `%`) or a stock (期末 / 平均) is compared with the full 指标值.
-  进度比 = 完成率 of the value to date against that expected value (≥: a/t, ≤: t/a, ＝: min of both).
+  进度比 = 完成率 of the value to date against that expected value, by scoring's own rule
+  (`scoring.completion_rate`: ≥ a/t, ≤ t/a with actual 0 → 100%, ＝ min of both; 指标值 ≤ 0: met or not).
+  A ≥ target of 0 is 不适用; a blank or unknown 比较符 无法计算.
 - 进度匹配: for each pro-rated ≥ target, 进度差 = 目标完成进度 (value to date ÷ 指标值) minus the unit's total
   预算执行进度 (both rounded as shown); more than 超前预警 (default 5 percentage points) is a 黄 warning: the targets
   run ahead of the money.
@@ -25,7 +27,8 @@ import pandas as pd
 
 from .formula import FormulaError, parse_formula
 from .intermediate import aggregate_work_stats
-from .numbers import excel_round, is_blank
+from .numbers import excel_round, group_sum, is_blank
+from .scoring import completion_rate
 from .spec import MONTHS, UNIT_KEY
 
 DEFAULT_THRESHOLDS = {"监控红线": 0.6, "监控黄线": 0.8, "超前预警": 0.05}
@@ -135,31 +138,40 @@ def _check(item, kind, full, expected, done, time_share, share, ratio, colour, t
 def _budget_rows(lines: pd.DataFrame, monthly: pd.DataFrame, m: int, limits: dict) -> list[dict]:
     time_share = m / 12
     months = list(MONTHS[:m])
-    budget = lines.assign(_b=pd.to_numeric(lines["全年预算数"], errors="coerce")).groupby("支出类别", sort=False)["_b"] \
-        .sum() if len(lines) else pd.Series(dtype=float)
+    budget, budget_total = _category_sums(lines["支出类别"], pd.to_numeric(lines["全年预算数"], errors="coerce")) \
+        if len(lines) else ({}, 0.0)
     if monthly.empty:
-        return [_check(TOTAL, KIND_BUDGET, float(budget.sum()), excel_round(budget.sum() * time_share, 2), np.nan,
+        return [_check(TOTAL, KIND_BUDGET, budget_total, excel_round(budget_total * time_share, 2), np.nan,
                        time_share, np.nan, np.nan, NOT_COMPUTABLE,
                        "未填写月度支出表，无法监控预算执行进度；请在预算执行表的“月度支出”工作表按月填写实际支出。")]
-    spent = monthly.assign(_s=monthly[months].apply(pd.to_numeric, errors="coerce").fillna(0).sum(axis=1)) \
-        .groupby("支出类别", sort=False)["_s"].sum()
+    spent, spent_total = _category_sums(
+        monthly["支出类别"], monthly[months].apply(pd.to_numeric, errors="coerce").fillna(0).sum(axis=1))
     rows, total_ok = [], True
-    for category in list(dict.fromkeys(list(budget.index) + list(spent.index))):
-        b = float(budget.get(category, 0.0))
-        if category not in spent.index:
+    for category in dict.fromkeys([*budget, *spent]):
+        b = budget.get(category, 0.0)
+        if category not in spent:
             total_ok = total_ok and b == 0
             rows.append(_check(category, KIND_BUDGET, b, excel_round(b * time_share, 2), np.nan, time_share, np.nan,
                                np.nan, NOT_APPLICABLE if b == 0 else NOT_COMPUTABLE,
                                "全年预算数为 0，不适用" if b == 0 else
                                f"月度支出表没有“{category}”一行，无法监控其执行进度。"))
             continue
-        rows.append(_budget_check(category, b, float(spent[category]), m, limits))
+        rows.append(_budget_check(category, b, spent[category], m, limits))
     if total_ok:
-        rows.append(_budget_check(TOTAL, float(budget.sum()), float(spent.sum()), m, limits))
+        rows.append(_budget_check(TOTAL, budget_total, spent_total, m, limits))
     else:
-        rows.append(_check(TOTAL, KIND_BUDGET, float(budget.sum()), excel_round(budget.sum() * time_share, 2), np.nan,
+        rows.append(_check(TOTAL, KIND_BUDGET, budget_total, excel_round(budget_total * time_share, 2), np.nan,
                            time_share, np.nan, np.nan, NOT_COMPUTABLE, "有支出类别未填写月度支出，无法计算合计执行进度。"))
     return rows
+
+
+def _category_sums(categories: pd.Series, values) -> tuple[dict[str, float], float]:
+    """Per 支出类别 (in order of first appearance, a blank one left out) the sum of `values` (NaN skipped), with
+    numbers.group_sum as every per-unit sum; and the 合计: those category sums added up in their order, as a reader
+    adds up the category rows (it depends on the unit's own rows only)."""
+    ids, uniques = pd.factorize(categories.to_numpy(dtype=object), sort=False, use_na_sentinel=True)
+    sums = group_sum(np.asarray(values, dtype=float), ids, len(uniques))
+    return dict(zip(uniques.tolist(), sums.tolist())), float(np.sum(sums))
 
 
 def _budget_check(item: str, b: float, spent: float, m: int, limits: dict) -> dict:
@@ -187,17 +199,6 @@ def _colour_note(colour: str, limits: dict) -> str:
     return "。"
 
 
-def _completion(op: str | None, actual: float, expected: float) -> float:
-    """完成率 of a value to date against its expected value, as scoring computes a target's."""
-    if op in ("≤", "＜"):
-        return 1.0 if actual == 0 else expected / actual
-    if op == "＝":
-        if actual == expected:
-            return 1.0
-        return 0.0 if actual == 0 or expected == 0 else min(actual / expected, expected / actual)
-    return actual / expected if expected else np.nan
-
-
 def _target_rows(targets: pd.DataFrame, stats: pd.DataFrame, m: int, limits: dict, spent_share: float) -> list[dict]:
     values = dict(zip(stats["统计项"], stats["年度值"])) if len(stats) else {}
     how = dict(zip(stats["统计项"], stats["汇总方式"])) if len(stats) else {}
@@ -218,12 +219,17 @@ def _target_rows(targets: pd.DataFrame, stats: pd.DataFrame, m: int, limits: dic
             continue
         additive = unit != "%" and all((how.get(n) or "合计") == "合计" for n in formula.names)
         expected = target * time_share if additive else target
-        ratio = _completion(op, done, expected)
-        if pd.isna(ratio):
+        if op in ("≥", "＞") and expected == 0:  # nothing to make progress towards
             rows.append(_check(name, KIND_TARGET, target, expected, done, time_share, np.nan, np.nan, NOT_APPLICABLE,
                                "指标值为 0，不适用"))
             continue
-        share = _completion(op, done, target)
+        ratio = completion_rate(op, done, expected)
+        if pd.isna(ratio):
+            rows.append(_check(name, KIND_TARGET, target, expected, done, time_share, np.nan, np.nan, NOT_COMPUTABLE,
+                               "未填写比较符，无法计算进度比。" if is_blank(op) else
+                               f"比较符“{op}”无法识别，无法计算进度比。"))
+            continue
+        share = completion_rate(op, done, target)
         colour = level(ratio, limits)
         basis = (f"按时间进度应完成 {num(target)}{unit} × {pct(time_share)} = {num(expected)}{unit}" if additive
                  else f"比率或期末值，按全年指标值 {num(target)}{unit} 比较")

@@ -41,7 +41,6 @@ def default_workers() -> int:
 class Executor:
     """In-process executor: `imap` runs each item here, in order."""
 
-    kind = "in-process"
     workers = 1
 
     def imap(self, fn: Callable, items: Iterable, *args) -> Iterator[tuple[int, object]]:
@@ -51,9 +50,6 @@ class Executor:
 
     def close(self) -> None:
         pass
-
-    def describe(self) -> str:
-        return "单进程"
 
     def __enter__(self):
         return self
@@ -99,8 +95,6 @@ class _FuturesExecutor(Executor):
 
 
 class ProcessExecutor(_FuturesExecutor):
-    kind = "processes"
-
     def __init__(self, workers: int):
         self.workers = workers
         self._pool = None
@@ -126,17 +120,11 @@ class ProcessExecutor(_FuturesExecutor):
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def describe(self) -> str:
-        return f"{self.workers} 个进程"
-
 
 class DaskExecutor(_FuturesExecutor):
-    kind = "dask"
-
     def __init__(self, address: str):
         from distributed import Client
 
-        self.address = address
         self.client = Client(address, set_as_default=False)
         self.workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
 
@@ -165,9 +153,6 @@ class DaskExecutor(_FuturesExecutor):
 
     def close(self) -> None:
         self.client.close()
-
-    def describe(self) -> str:
-        return f"Dask 集群 {self.address}（{self.workers} 个工作线程）"
 
 
 def make_executor(workers: int | None = None, scheduler: str | None = None) -> Executor:

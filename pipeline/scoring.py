@@ -567,10 +567,10 @@ class _TargetFacts:
         self.seq = pd.to_numeric(t.frame["序号"], errors="coerce").to_numpy(dtype=float) \
             if "序号" in t.frame.columns else np.full(t.n, np.nan)
         self.weights = t.numbers("分值")
+        qual = np.array([glob["定性比例"].get(c, np.nan) for c in self.concl], dtype=float)  # default ratio
         self.rate, self.dev, self.ratio, self.missing = _target_rates(self.op, self.actual, self.target, self.concl,
-                                                                      glob["定性比例"])
+                                                                      qual)
         self.cut = _deviation_cut(self.op, self.dev, glob)
-        qual = np.array([glob["定性比例"].get(c, np.nan) for c in self.concl], dtype=float)
         self.value = np.where(self.op == "定性", qual, self.actual)
         args = (self.op, t.values("指标值文本"), _number_texts(self.target), t.values("计量单位"))
         self.texts = {"target": _target_text(*args), "plain": _target_text(*args, with_op=False),
@@ -605,22 +605,39 @@ def _score_targets(rule: _Rule, tables: _Tables, issues: list[Issue]) -> list[di
     return [part, _empty_groups(rule, tables, unit, issues)]
 
 
-def _target_rates(op, a, tv, concl, ratios: dict):
+def _target_rates(op, a, tv, concl, qual: np.ndarray):
     """Per target: (完成率 rounded to 4 decimals, 偏离度 rounded or NaN, ratio scored = min(完成率, 1), reason the
-    target cannot be scored or "")."""
+    target cannot be scored or ""). `qual`: the framework's 定性比例 of each target's 结论 (NaN where none)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dev = np.where(np.isin(op, _POSITIVE) & (tv > 0), (a - tv) / tv, np.nan)
+    rate = np.where(np.isin(op, _QUALITATIVE), excel_round(np.clip(qual, 0, None), RATE_DIGITS),
+                    completion_rates(op, a, tv))
+    missing = _missing_reason(op, a, tv, concl)
+    rate = np.where(missing == "", rate, np.nan)
+    return rate, excel_round(dev, RATE_DIGITS), np.where(missing == "", np.minimum(rate, 1.0), 0.0), missing
+
+
+def completion_rates(op, actual, target) -> np.ndarray:
+    """完成率 of quantitative targets, element-wise (SCORING.md): ≥ / ＞ actual ÷ 指标值; ≤ / ＜ 指标值 ÷ actual
+    (actual 0 → 100%); ＝ 100% when equal, else the smaller of both ratios. Where a ratio means nothing (指标值 ≤ 0,
+    or actual ≤ 0 for ≤ / ＜) 100% when the comparison holds and 0% otherwise. Never negative, rounded as shown (4
+    decimals of a fraction); NaN for any other comparator (定性, blank, unknown) and where a figure is missing."""
+    op = np.asarray(op, dtype=object)
+    a, tv = np.asarray(actual, dtype=float), np.asarray(target, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         met = _met(op, a, tv)
         pos = np.where(tv > 0, a / tv, met)
         rev = np.where((a > 0) & (tv > 0), tv / a, met)
         eq = np.where(a == tv, 1.0, np.where((a > 0) & (tv > 0), np.minimum(a / tv, tv / a), 0.0))
-        dev = np.where(np.isin(op, _POSITIVE) & (tv > 0), (a - tv) / tv, np.nan)
-    qual = np.array([ratios.get(c, np.nan) for c in concl], dtype=float)
-    rate = np.select([np.isin(op, _POSITIVE), np.isin(op, _REVERSE), np.isin(op, _EQUAL), np.isin(op, _QUALITATIVE)],
-                     [pos, rev, eq, qual], default=np.nan)
-    rate = excel_round(np.clip(rate, 0, None), RATE_DIGITS)
-    missing = _missing_reason(op, a, tv, concl)
-    rate = np.where(missing == "", rate, np.nan)
-    return rate, excel_round(dev, RATE_DIGITS), np.where(missing == "", np.minimum(rate, 1.0), 0.0), missing
+    rate = np.select([np.isin(op, _POSITIVE), np.isin(op, _REVERSE), np.isin(op, _EQUAL)], [pos, rev, eq],
+                     default=np.nan)
+    rate = np.where(np.isnan(a) | np.isnan(tv), np.nan, rate)
+    return excel_round(np.clip(rate, 0, None), RATE_DIGITS)
+
+
+def completion_rate(op, actual: float, target: float) -> float:
+    """completion_rates of one target (monitoring's 进度比 uses it with the value to date and the expected value)."""
+    return float(completion_rates([op], [actual], [target])[0])
 
 
 def _met(op, a, tv) -> np.ndarray:
@@ -664,9 +681,8 @@ def _allocate(rule: _Rule, unit: np.ndarray, weights: np.ndarray, n_units: int) 
     deficit = round(rule.points * scale) - group_sum(base, unit, n_units)[unit]
     # rank of each target within its unit by remainder, largest first (ties: first target first)
     order = np.lexsort((np.arange(len(unit)), -(raw - base), unit))
-    starts = np.flatnonzero(np.r_[True, unit[order][1:] != unit[order][:-1]])
     rank = np.empty(len(unit), dtype=np.intp)
-    rank[order] = np.arange(len(unit)) - np.repeat(starts, np.diff(np.r_[starts, len(unit)]))
+    rank[order] = _positions(unit[order]) - 1
     return (base + (rank < deficit)) / scale
 
 

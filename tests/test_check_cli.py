@@ -8,6 +8,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+
+from pipeline.cli import _print_summary
 
 REPO = Path(__file__).resolve().parent.parent
 DEFECTS = REPO / "tests" / "fixtures" / "defects"
@@ -39,3 +44,18 @@ def test_check_reports_an_unreadable_file_and_exits_1(tmp_path):
     proc = check(tmp_path)
     assert proc.returncode == 1
     assert "[错误] d20_不是工作簿.xlsx ：文件无法打开：d20_不是工作簿.xlsx。文件已损坏或不是 Excel 工作簿" in proc.stdout
+
+
+def test_run_summary_counts_the_outputs_of_the_run(capsys):
+    """`run`'s closing summary reads the files written, unchanged and removed from the run's `outputs`."""
+    result = SimpleNamespace(
+        totals=pd.DataFrame({"单位编码": ["U1"], "财年": [2023], "总分": [91.5], "等级": ["优"]}),
+        units=pd.DataFrame({"单位编码": ["U1"], "财年": [2023], "单位名称": ["甲局"]}),
+        issues=[], timings={"read": 1.0, "compute": 0.5, "write": 0.3},
+        outputs={"written": [Path("out/a.xlsx"), Path("out/b.csv")], "unchanged": [Path("out/c.docx")], "removed": []})
+    _print_summary(result)
+    out = capsys.readouterr().out
+    assert "2023 U1 甲局：总分 91.50，等级 优" in out
+    assert f"已写入：{Path('out/a.xlsx')}\n已写入：{Path('out/b.csv')}\n" in out   # a small run lists them
+    assert "输出文件：写入 2 个，未变 1 个，删除 0 个。" in out
+    assert "共评价 1 个单位，用时 1.80 秒（读取 1.0 秒，计算 0.5 秒，输出 0.3 秒）。" in out   # 1.0 + 0.5 + 0.3

@@ -189,3 +189,80 @@ def test_as_of_run_writes_monitoring_folder(tmp_path):
     assert total["累计完成"] == pytest.approx(246.69) and total["时间进度"] == pytest.approx(0.5)
     assert total["进度比"] == pytest.approx(0.9108) and total["预警等级"] == "绿"
     assert ws.cell(5, header.index("进度比") + 1).number_format == "0.00%"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 进度比 of a target is scoring's 完成率 (scoring.completion_rate), not a copy of it.
+
+def _one_target(op: str, target: float, unit_of: str, stat_by_june: float):
+    ds, targets = _synthetic(60.0, stat_by_june=stat_by_june, target=target)
+    return ds, targets.assign(比较符=op, 计量单位=unit_of)
+
+
+def test_at_most_target_with_nothing_done_yet_is_complete():
+    # SCORING.md: for ≤ the 完成率 is 指标值 ÷ actual, and an actual of 0 is 100%. ≤ 10 次 (pro-rated: 10 × 6/12 = 5
+    # by June), none by June → 100%, 绿; the same against the full 指标值.
+    ds, targets = _one_target("≤", 10.0, "次", stat_by_june=0.0)
+    r = row(monitor(ds, targets, 6, LIMITS), "绩效目标", "检查次数")
+    assert (r["应完成"], r["累计完成"]) == (5.0, 0.0)
+    assert (r["进度比"], r["实际进度"], r["预警等级"]) == (1.0, 1.0, "绿")
+    assert "进度比 100.00%" in r["说明"]
+
+
+def test_at_most_a_negative_target_with_zero_actual_is_not_met():
+    # 变动率 ≤ −5% (a rate: compared with the full 指标值), 0% by June. 指标值 ÷ actual means nothing here (÷ 0, and a
+    # negative 指标值); scoring's rule for a 指标值 ≤ 0 is 100% when the comparison holds, else 0%: 0 ≤ −5 is false
+    # → 0%, 红 (monitoring used to say 100%, 绿, where the year-end score of the same figures is 0).
+    ds, targets = _one_target("≤", -5.0, "%", stat_by_june=0.0)
+    r = row(monitor(ds, targets, 6, LIMITS), "绩效目标", "检查次数")
+    assert (r["应完成"], r["累计完成"]) == (-5.0, 0.0)
+    assert (r["进度比"], r["实际进度"], r["预警等级"]) == (0.0, 0.0, "红")
+
+
+def test_at_least_zero_target_is_not_applicable():
+    ds, targets = _one_target("≥", 0.0, "次", stat_by_june=3.0)
+    r = row(monitor(ds, targets, 6, LIMITS), "绩效目标", "检查次数")
+    assert (r["预警等级"], r["说明"]) == ("不适用", "指标值为 0，不适用")
+
+
+def test_blank_comparator_cannot_be_computed():
+    ds, targets = _one_target(None, 50.0, "次", stat_by_june=30.0)
+    r = row(monitor(ds, targets, 6, LIMITS), "绩效目标", "检查次数")
+    assert (r["预警等级"], r["说明"]) == ("无法计算", "未填写比较符，无法计算进度比。")
+    assert not (monitor(ds, targets, 6, LIMITS)["类别"] == "进度匹配").any()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Budget sums go through numbers.group_sum: a unit's rows do not depend on the other units monitored with it.
+
+def _budget_unit(code: str, budgets: list[float], months_h1: list[list[float]]):
+    key = {"单位编码": code, "财年": 2023}
+    lines = [{**key, "支出类别": "项目支出", "全年预算数": b} for b in budgets]
+    monthly = [{**key, "支出类别": "项目支出", **dict(zip(MONTHS, [*h1, *[0.0] * 6]))} for h1 in months_h1]
+    return key, lines, monthly
+
+
+def _budget_dataset(*units):
+    empty_stats = pd.DataFrame(columns=["单位编码", "财年", "统计项", "业务条线", "计量单位", "汇总方式", *MONTHS, "全年",
+                                        "备注", "_file", "_sheet", "_row"])
+    return SimpleNamespace(units=pd.DataFrame([u[0] for u in units]),
+                           budget_lines=pd.DataFrame([r for u in units for r in u[1]]),
+                           monthly=pd.DataFrame([r for u in units for r in u[2]]), work_stats=empty_stats)
+
+
+def test_budget_rows_of_a_unit_do_not_depend_on_the_other_units():
+    # A: three 项目支出 lines 0.1 + 0.2 + 0.3 = 0.6 万元 (the float nearest 0.6, as compensated summation gives; adding
+    # left to right gives 0.6000000000000001), 0.05 a month spent on one line in months 1–6 = 0.3.
+    a = _budget_unit("A", [0.1, 0.2, 0.3], [[0.05] * 6])
+    # B: a blank 全年预算数 and a blank month (NaN), and 0.1 + 0.2 (0.30000000000000004 left to right)
+    b = _budget_unit("B", [0.1, 0.2, float("nan")], [[0.1, float("nan"), 0.2, 0.0, 0.0, 0.0]])
+    no_targets = pd.DataFrame(columns=["单位编码", "财年", "三级指标", "取数公式", "比较符", "指标值", "计量单位"])
+    alone = monitor(_budget_dataset(a), no_targets, 6, LIMITS)
+    together = monitor(_budget_dataset(b, a), no_targets, 6, LIMITS)
+    together_a = together[together["单位编码"] == "A"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, together_a)
+    for item in ("项目支出", "合计"):
+        r = row(alone, "预算执行", item)
+        assert r["全年目标"] == 0.6                              # 0.1 + 0.2 + 0.3
+        assert (r["应完成"], r["累计完成"]) == (0.3, 0.3)          # 0.6 × 6/12; 6 × 0.05
+        assert (r["实际进度"], r["进度比"], r["预警等级"]) == (0.5, 1.0, "绿")  # 0.3 / 0.6; 50% / 50%

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import spec
 from pipeline.framework import framework_workbook_data, load_framework
-from pipeline.scoring import DETAIL_COLUMNS, score_units
+from pipeline.scoring import DETAIL_COLUMNS, completion_rate, completion_rates, score_units
 
 from test_framework import write_framework
 
@@ -260,6 +260,9 @@ TARGET_CASES = [
     ("ge-zero-target-above", "≥", 0, 5, None, 1.0, 50.00),     # met; 偏离度 not computed
     ("gt-zero-target-missed", "＞", 0, 0, None, 0.0, 0.00),    # 0 > 0 is false → 0%
     ("ge-negative-actual", "≥", 10, -2, None, 0.0, 0.00),      # −0.2 clipped to 0
+    ("le-negative-target-zero-actual", "≤", -5, 0, None, 0.0, 0.00),  # 指标值 ≤ 0: 0 ≤ −5 is false → 0%
+    ("le-negative-target-met", "≤", -5, -8, None, 1.0, 50.00),        # −8 ≤ −5 holds → 100%
+    ("lt-zero-target-zero-actual", "＜", 0, 0, None, 0.0, 0.00),      # 0 ＜ 0 is false → 0%
     ("qual-achieved", "定性", NAN, NAN, "达成", 1.0, 50.00),
     ("qual-partly", "定性", NAN, NAN, "部分达成", 0.7, 35.00),  # default ratio 70%
     ("qual-not", "定性", NAN, NAN, "未达成", 0.3, 15.00),       # default ratio 30%
@@ -280,6 +283,36 @@ def test_target_rules(fw_b, case, op, value, actual, conclusion, rate, score):
     row = item(scores, "U1", "B02-1")
     assert (row["分值"], row["完成率"], row["得分"]) == (50.0, rate, score)
     assert (row["扣分说明"] == "") == (score == 50.0)
+
+
+@pytest.mark.parametrize("op, actual, target, rate", [
+    ("≥", 62, 80, 0.775),        # 62 / 80
+    ("≥", 2, 3, 0.6667),         # 2 / 3 = 0.66667 → 66.67%
+    ("≤", 8, 5, 0.625),          # 5 / 8
+    ("≤", 0, 5, 1.0),            # SCORING.md: actual 0 → 100%
+    ("＜", 0, 5, 1.0),
+    ("≤", 0, -5, 0.0),           # 指标值 ≤ 0: 0 ≤ −5 is false
+    ("＝", 5, 4, 0.8),           # min(5/4, 4/5)
+    ("≥", -2, 10, 0.0),          # −0.2 clipped to 0
+    ("定性", 1, 1, NAN),          # not a quantitative comparator
+    (None, 1, 1, NAN),
+    ("≥", NAN, 1, NAN),          # a figure missing
+    ("≥", 1, NAN, NAN),
+])
+def test_completion_rate(op, actual, target, rate):
+    """The 完成率 monitoring reads too (scoring.completion_rate)."""
+    got = completion_rate(op, actual, target)
+    assert got == rate or (np.isnan(rate) and np.isnan(got))
+
+
+def test_completion_rates_are_the_scored_rates(fw_b):
+    ops, actual, value = ["≥", "≤", "＝", "＞", "≤"], [62.0, 8.0, 5.0, 9.0, 0.0], [80.0, 5.0, 4.0, 10.0, -5.0]
+    ind, man, tg = frames(targets=[target("U1", "产出指标", o, v, a, seq=i + 1)
+                                   for i, (o, a, v) in enumerate(zip(ops, actual, value))])
+    details = score_units(fw_b, ind, man, tg).details
+    scored = details[details["一级指标"] == "产出指标"]["完成率"].to_numpy()
+    assert np.array_equal(scored, completion_rates(ops, actual, value))
+    assert scored.tolist() == [0.775, 0.625, 0.8, 0.9, 0.0]
 
 
 def test_target_reason_texts(fw_b):
@@ -349,6 +382,21 @@ def test_group_points_are_spread_by_target_weights(fw_a, case, weights, shares):
     assert list(d["分值"]) == shares
     assert list(d["得分"]) == shares                # every target met → full share
     assert scores.totals.loc[0, "产出"] == 25.00     # the shares add up to the group exactly
+
+
+def test_group_shares_are_ranked_within_each_unit(fw_a):
+    # two units in one call, rows interleaved (U2's first). U1: 25 points over three blank 分值 = 8.333… each; the
+    # cents 833 × 3 = 2499 leave one, given to the first of equal remainders → 8.34, 8.33, 8.33. U2: 分值 1 and 2 →
+    # 25 × 1/3 = 8.333…, 25 × 2/3 = 16.666…; 833 + 1666 = 2499 cents, the larger remainder (.67) is U2's second
+    # target's → 8.33, 16.67.
+    rows = [target("U2", "产出指标", "≥", 10, 10, points=1, seq=1), target("U1", "产出指标", "≥", 10, 10, seq=1),
+            target("U2", "产出指标", "≥", 10, 10, points=2, seq=2), target("U1", "产出指标", "≥", 10, 10, seq=2),
+            target("U1", "产出指标", "≥", 10, 10, seq=3)]
+    scores = score_units(fw_a, *frames(targets=rows))
+    d = scores.details[scores.details["一级指标"] == "产出"]
+    shares = {u: list(d[d["单位编码"] == u]["分值"]) for u in ("U1", "U2")}
+    assert shares == {"U1": [8.34, 8.33, 8.33], "U2": [8.33, 16.67]}
+    assert list(d[d["单位编码"] == "U1"]["指标编码"]) == ["A19-1", "A19-2", "A19-3"]
 
 
 def test_effect_group_combines_benefit_and_satisfaction_targets(fw_a):
