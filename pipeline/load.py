@@ -9,18 +9,22 @@ Grain: one `SourceFile` per workbook; one `RawSheet` per recognised sheet; one g
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import posixpath
 import re
 import zipfile
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
+from types import MappingProxyType
 from xml.parsers import expat
 
 import numpy as np
 import pandas as pd
 import python_calamine
+from pandas.api.internals import create_dataframe_from_blocks
 
 from .issues import Issue, error, info, warning
 from .numbers import cell_ref, is_blank
@@ -38,7 +42,7 @@ MAX_ZIP_ENTRIES = 10_000
 MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 200  # per entry, only checked for entries above 1 MiB uncompressed
 
-_EMPTY_GRID = pd.DataFrame(dtype=object)
+_NO_CELLS = np.empty((0, 0), dtype=object)
 _HELP_KEY = normalize_sheet_name(HELP_SHEET)
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and also encrypted (password-protected) .xlsx
 _FIX_RESAVE = "请用 Excel 或 WPS 打开后另存为 .xlsx 格式，再重新放入输入目录"
@@ -109,13 +113,14 @@ def load_file(path: Path, root: Path) -> tuple[SourceFile | None, list[Issue]]:
         return None, [error(problem[0], f"文件无法打开：{rel}。{problem[1]}。", file=rel)]
     try:
         book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
-        # The generated 填表说明 sheet is never read (only its name counts): skip building its grid.
-        grids = {name: _EMPTY_GRID if normalize_sheet_name(name) == _HELP_KEY else _grid(book.get_sheet_by_name(name))
+        # The generated 填表说明 sheet is never read (only its name counts): skip reading its cells.
+        cells = {name: _NO_CELLS if _sheet_key(name) == _HELP_KEY
+                 else _cells(book.get_sheet_by_name(name).to_python(skip_empty_area=False))
                  for name in book.sheet_names}
     except Exception as exc:  # noqa: BLE001 -- calamine raises many kinds; any of them means "unreadable file"
         msg = f"文件无法打开：{rel}（{type(exc).__name__}）。文件可能已损坏或不是 Excel 工作簿，{_FIX_RESAVE}。"
         return None, [error("file-unreadable", msg, file=rel)]
-    src, issues = _source_from_grids(path, rel, hashlib.sha256(data).hexdigest(), grids)
+    src, issues = _source_from_cells(path, rel, hashlib.sha256(data).hexdigest(), cells)
     wanted = {raw.name for raw in src.sheets.values()}  # only the sheets staging reads
     facts = _sheet_xml_facts(package, wanted) if package is not None and wanted else {}
     return src, issues + _apply_xml_facts(src, facts)
@@ -171,43 +176,51 @@ def _zip_precheck(data: bytes) -> tuple[tuple[str, str] | None, zipfile.ZipFile 
     return None, zf
 
 
-def _grid(sheet) -> pd.DataFrame:
-    """A calamine sheet as the contract's grid. `skip_empty_area=False` makes calamine pad from A1, so list
-    positions are Excel positions; calamine returns '' for an empty cell, the contract wants None."""
-    rows = sheet.to_python(skip_empty_area=False)
-    width = max((len(r) for r in rows), default=0)
-    cells = np.empty((len(rows), width), dtype=object)  # all None; one 2-D block, no per-column inference
-    for i, r in enumerate(rows):
-        for j, v in enumerate(r):
-            if v != "":
-                cells[i, j] = v
-    return pd.DataFrame(cells, index=pd.RangeIndex(1, len(rows) + 1), columns=range(width), dtype=object, copy=False)
+def _cells(rows: list[list]) -> np.ndarray:
+    """calamine's rows (`to_python(skip_empty_area=False)`: padded from A1, so list positions are Excel positions)
+    as a 2-D object array, '' (calamine's empty cell) as None, short rows padded with None. One flat list placed by
+    np.fromiter (each value one object, never nested) costs a fraction of filling the array cell by cell."""
+    width = max(map(len, rows), default=0)
+    padded = (r if len(r) == width else r + [""] * (width - len(r)) for r in rows)
+    flat = [None if v == "" else v for v in chain.from_iterable(padded)]
+    return np.fromiter(flat, dtype=object, count=len(flat)).reshape(len(rows), width)
+
+
+def _grid(cells: np.ndarray) -> pd.DataFrame:
+    """The contract's grid over `cells` (not copied): index = 1-based Excel row, columns = 0-based column index,
+    object dtype. Built as the one 2-D object block it is: the DataFrame constructor would spend several times as
+    long checking and inferring what is already known."""
+    rows, width = cells.shape
+    blocks = [(cells.T, np.arange(width))] if width else []  # no cells: no block, as pandas builds it
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(1, rows + 1), columns=pd.RangeIndex(width))
 
 
 # --------------------------------------------------------------------------------------------------------------
 # template recognition
 
 
-def _source_from_grids(path: Path, rel: str, sha: str, grids: dict[str, pd.DataFrame]):
-    meta = _read_meta(grids)
-    template, issues = _identify(rel, meta, grids)
+def _source_from_cells(path: Path, rel: str, sha: str, cells: dict[str, np.ndarray]):
+    """The SourceFile of a workbook read as sheet name → cell array (in workbook order); only the sheets kept get
+    a grid DataFrame."""
+    meta = _read_meta(cells)
+    template, issues = _identify(rel, meta, cells)
     sheets: dict[str, RawSheet] = {}
     if template is not None:
-        sheets, sheet_issues = _map_sheets(rel, template, grids)
+        sheets, sheet_issues = _map_sheets(rel, template, cells)
         issues += sheet_issues
     return SourceFile(path=path, rel=rel, sha256=sha, template=template, meta=meta, sheets=sheets), issues
 
 
-def _read_meta(grids: dict[str, pd.DataFrame]) -> dict:
+def _read_meta(cells: dict[str, np.ndarray]) -> dict:
     """`_meta` as {key: value}: key in column A, value in column B. Integral floats become int (calamine reads every
     number as float, and 财年 2023.0 should read as 2023)."""
-    grid = next((g for name, g in grids.items() if name.strip().lower() == META_SHEET), None)
+    grid = next((g for name, g in cells.items() if name.strip().lower() == META_SHEET), None)
     if grid is None or grid.shape[1] < 2:
         return {}
     meta = {}
-    for key, value in zip(grid[0], grid[1]):
+    for key, value in zip(grid[:, 0].tolist(), grid[:, 1].tolist()):
         if not is_blank(key):
-            meta[normalize_label(key)] = _tidy_meta_value(value)
+            meta[_meta_key(key)] = _tidy_meta_value(value)
     return meta
 
 
@@ -219,15 +232,16 @@ def _tidy_meta_value(value):
     return value
 
 
-def _identify(rel: str, meta: dict, grids: dict) -> tuple[TemplateSpec | None, list[Issue]]:
-    """The template type: from `_meta` 模板类型 when present and known, else from the sheet names (with a 警告)."""
+def _identify(rel: str, meta: dict, cells: dict) -> tuple[TemplateSpec | None, list[Issue]]:
+    """The template type: from `_meta` 模板类型 when present and known, else from the sheet names (with a 警告).
+    Only the names of `cells` (sheet name → cell array, in workbook order) are read."""
     declared = str(meta.get("模板类型") or "").strip()
     by_meta = TEMPLATES_BY_TYPE.get(declared) or TEMPLATES_BY_TYPE.get(normalize_label(declared))
     if by_meta is not None:
         return by_meta, []
-    guessed = _guess_by_sheet_names(grids)
+    guessed = _guess_by_sheet_names(cells)
     if guessed is None:
-        return None, [_unrecognised(rel, grids)]
+        return None, [_unrecognised(rel, cells)]
     if not meta:
         why = "缺少 _meta 工作表（可能是把工作表复制到了新文件中）"
     else:
@@ -236,13 +250,13 @@ def _identify(rel: str, meta: dict, grids: dict) -> tuple[TemplateSpec | None, l
     return guessed, [warning("meta-missing", msg, file=rel)]
 
 
-def _guess_by_sheet_names(grids: dict) -> TemplateSpec | None:
+def _guess_by_sheet_names(cells: dict) -> TemplateSpec | None:
     """The template whose identifying sheets are best present (by share found); None when none or a tie, since a
     workbook holding the sheets of two templates cannot be attributed safely."""
-    present = {normalize_sheet_name(n) for n in grids}
+    present = {_sheet_key(n) for n in cells}
     scored = []
     for t in ALL_TEMPLATES:
-        wanted = [normalize_sheet_name(s) for s in t.identifying_sheets]
+        wanted = [_sheet_key(s) for s in t.identifying_sheets]
         hits = sum(w in present for w in wanted)
         if hits:
             scored.append((hits / len(wanted), t))
@@ -252,22 +266,23 @@ def _guess_by_sheet_names(grids: dict) -> TemplateSpec | None:
     return scored[0][1]
 
 
-def _unrecognised(rel: str, grids: dict) -> Issue:
-    names = "、".join(grids) or "（无）"
+def _unrecognised(rel: str, cells: dict) -> Issue:
+    names = "、".join(cells) or "（无）"
     expected = "；".join(f"{t.type}：{'、'.join(t.identifying_sheets)}" for t in ALL_TEMPLATES)
     msg = (f"无法识别文件 {rel} 的模板类型（工作表：{names}），该文件未参与评价。"
            f"请使用本系统生成的模板填写；各模板应包含的工作表为 {expected}。")
     return error("template-unrecognised", msg, file=rel)
 
 
-def _map_sheets(rel: str, template: TemplateSpec, grids: dict) -> tuple[dict[str, RawSheet], list[Issue]]:
+def _map_sheets(rel: str, template: TemplateSpec,
+                cells: dict[str, np.ndarray]) -> tuple[dict[str, RawSheet], list[Issue]]:
     """Canonical sheet name → RawSheet. Sheet names match after normalising (`预算执行（2023）`, `预算执行 `); when
     two sheets match one spec sheet, the first by workbook order is used and a 警告 names both."""
-    canonical = {normalize_sheet_name(s.name): s.name for s in template.sheets}
+    canonical = {_sheet_key(s.name): s.name for s in template.sheets}
     sheets: dict[str, RawSheet] = {}
     issues: list[Issue] = []
-    for actual, grid in grids.items():
-        name = canonical.get(normalize_sheet_name(actual))
+    for actual, sheet_cells in cells.items():
+        name = canonical.get(_sheet_key(actual))
         if name is None or actual in (META_SHEET, HELP_SHEET):
             continue
         if name in sheets:
@@ -275,8 +290,20 @@ def _map_sheets(rel: str, template: TemplateSpec, grids: dict) -> tuple[dict[str
                    f"请删除或重命名多余的工作表。")
             issues.append(warning("duplicate-sheet", msg, file=rel, sheet=actual))
             continue
-        sheets[name] = RawSheet(actual, grid)
+        sheets[name] = RawSheet(actual, _grid(sheet_cells))
     return sheets, issues
+
+
+def _remembered_for_short_text(normalize, max_len: int):
+    """`normalize` (pure, of a text) remembered per spelling of text up to `max_len` characters: the same few sheet
+    names and `_meta` keys are normalised for every file, and NFKC plus regexes cost more than the rest of reading
+    them. Bounded in entries; longer text and non-text are normalised without the memo."""
+    remembered = functools.lru_cache(maxsize=1024)(normalize)
+    return lambda text: remembered(text) if isinstance(text, str) and len(text) <= max_len else normalize(text)
+
+
+_sheet_key = _remembered_for_short_text(normalize_sheet_name, 31)  # Excel's longest sheet name
+_meta_key = _remembered_for_short_text(normalize_label, 64)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -348,10 +375,36 @@ def _xml_elements(xml: bytes) -> list[tuple[int, str, dict[str, str]]]:
     return out
 
 
-def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
+# Workbooks made from the same template carry byte-identical workbook.xml, workbook.xml.rels and styles.xml, and
+# parsing them is most of what the facts cost; so their parsed form is remembered per process, keyed by the parts'
+# bytes (never by path: a file rewritten in place is parsed again), as immutable values. Bounded in entries, and
+# parts above _MEMO_PART_BYTES (far above a template's few kilobytes) are parsed without being kept.
+_MEMO_PARTS = 64
+_MEMO_PART_BYTES = 256 * 1024
+
+
+def _memo_by_content(parse):
+    """`parse` (a pure function of a package's part bytes) remembered by those bytes, for small parts only."""
+    remembered = functools.lru_cache(maxsize=_MEMO_PARTS)(parse)
+
+    @functools.wraps(parse)
+    def parse_or_recall(*parts: bytes):
+        return (remembered if sum(map(len, parts)) <= _MEMO_PART_BYTES else parse)(*parts)
+
+    parse_or_recall.cache_info = remembered.cache_info  # `__wrapped__` (functools.wraps) parses afresh
+    return parse_or_recall
+
+
+def _sheet_parts(zf: zipfile.ZipFile) -> MappingProxyType:
     """Sheet name → its part path, through workbook.xml and its relationships."""
-    book = _xml_elements(zf.read("xl/workbook.xml"))
-    rels = _xml_elements(zf.read("xl/_rels/workbook.xml.rels"))
+    return _sheet_parts_of(zf.read("xl/workbook.xml"), zf.read("xl/_rels/workbook.xml.rels"))
+
+
+@_memo_by_content
+def _sheet_parts_of(book_xml: bytes, rels_xml: bytes) -> MappingProxyType:
+    """_sheet_parts of the two parts' bytes, read-only (the value may be shared by every file with these parts)."""
+    book = _xml_elements(book_xml)
+    rels = _xml_elements(rels_xml)
     targets = {attrs.get("Id"): attrs.get("Target", "") for depth, _tag, attrs in rels if depth == 1}
     out = {}
     for _depth, tag, sheet in book:
@@ -359,29 +412,35 @@ def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
             target = targets[sheet.get(_REL_ID)]
             out[sheet.get("name")] = target.lstrip("/") if target.startswith("/") else \
                 posixpath.normpath(posixpath.join("xl", target))
-    return out
+    return MappingProxyType(out)
 
 
-def _percent_styles(zf: zipfile.ZipFile) -> set[int]:
+def _percent_styles(zf: zipfile.ZipFile) -> frozenset[int]:
     """Indexes into cellXfs whose number format shows a percentage."""
     if "xl/styles.xml" not in zf.namelist():
-        return set()
-    styles = _xml_elements(zf.read("xl/styles.xml"))
+        return frozenset()
+    return _percent_styles_of(zf.read("xl/styles.xml"))
+
+
+@_memo_by_content
+def _percent_styles_of(styles_xml: bytes) -> frozenset[int]:
+    """_percent_styles of the part's bytes."""
+    styles = _xml_elements(styles_xml)
     custom = {int(n.get("numFmtId")) for _depth, tag, n in styles if tag.endswith("}numFmt")
               and "%" in (n.get("formatCode") or "")}
     at = next((i for i, (_depth, tag, _n) in enumerate(styles) if tag.endswith("}cellXfs")), None)
     if at is None:
-        return set()
+        return frozenset()
     level, xfs = styles[at][0], []  # the children of cellXfs: one level deeper, up to the end of cellXfs
     for depth, _tag, xf in styles[at + 1:]:
         if depth <= level:
             break
         if depth == level + 1:
             xfs.append(xf)
-    return {i for i, xf in enumerate(xfs) if int(xf.get("numFmtId") or 0) in (_PERCENT_BUILTIN | custom)}
+    return frozenset(i for i, xf in enumerate(xfs) if int(xf.get("numFmtId") or 0) in (_PERCENT_BUILTIN | custom))
 
 
-def _scan_sheet(xml: bytes, percent_styles: set[int]) -> _SheetFacts:
+def _scan_sheet(xml: bytes, percent_styles: frozenset[int]) -> _SheetFacts:
     facts = _SheetFacts()
     # Walking every cell is what costs, and most sheets need none of it: no formula anywhere in the part, and no
     # percent style used by anything in it. Both tests may say yes wrongly (then the walk finds nothing), never no.
@@ -425,7 +484,7 @@ def _may_hold_formula(xml: bytes) -> bool:
     return False
 
 
-def _may_use_style(xml: bytes, styles: set[int]) -> bool:
+def _may_use_style(xml: bytes, styles: frozenset[int]) -> bool:
     """False only when no `s="…"` of the part names one of `styles` (as a cell's style attribute read by _scan_sheet,
     digits possibly zero-padded)."""
     return any(b's="%d"' % s in xml for s in styles) or _ZERO_PADDED_STYLE_RE.search(xml) is not None

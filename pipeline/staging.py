@@ -20,6 +20,7 @@ from numbers import Number
 
 import numpy as np
 import pandas as pd
+from pandas.api.internals import create_dataframe_from_blocks
 
 from .issues import Issue, error, info, warning
 from .load import RawSheet, SourceFile
@@ -477,11 +478,14 @@ def _stage_kv(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx: _C
 
 
 def _kv_locations(grid: pd.DataFrame) -> dict[str, tuple[int, object]]:
-    """normalised key → (Excel row, raw value in column B); the first occurrence of a key wins."""
+    """normalised key → (Excel row, raw value in column B); the first occurrence of a key wins. Columns 0 and 1
+    are taken from the grid's array (a view of load's one object block) rather than as Series, which would cost
+    more than reading the sheet."""
     if grid.shape[1] == 0:
         return {}
-    keys = grid[0].tolist()
-    values = grid[1].tolist() if grid.shape[1] > 1 else [None] * len(keys)
+    cells, labels = grid.to_numpy(dtype=object), grid.columns
+    keys = cells[:, labels.get_loc(0)].tolist()
+    values = cells[:, labels.get_loc(1)].tolist() if grid.shape[1] > 1 else [None] * len(keys)
     out: dict[str, tuple[int, object]] = {}
     for row, key, value in zip(grid.index.tolist(), keys, values):
         if isinstance(key, str) and key.strip():
@@ -559,27 +563,42 @@ def _empty_table(spec: SheetSpec) -> pd.DataFrame:
 def _table_frame(spec: SheetSpec, columns: list | None, rows: list[int], ctx: _Ctx) -> pd.DataFrame:
     """Column sequences (one per spec field; None when there are no rows) of the Excel rows `rows` → DataFrame.
     Numeric kinds as float64, `_row` as int64, everything else object (so blanks stay None rather than being turned
-    into NaN by pandas' string inference)."""
+    into NaN by pandas' string inference). Built as its blocks (one per dtype, see _table_layout): the public
+    constructor would infer pandas 3's `str` dtype for object columns, and assembling column by column costs
+    several times more than the cells' own parsing."""
     n = len(rows)
-    arrays = []
-    for i, f in enumerate(spec.fields):
-        values = columns[i] if columns is not None else ()
-        # np.fromiter places each value as one object (np.array would nest list values).
-        arrays.append(np.array(values, dtype=np.float64) if f.kind in NUMERIC_KINDS
-                      else np.fromiter(values, dtype=object, count=n))
-    arrays += [np.full(n, ctx.file, dtype=object), np.full(n, ctx.sheet, dtype=object), np.array(rows, dtype=np.int64)]
-    return _frame_of_arrays(arrays, table_columns(spec), n)
+    column_index, layout = _table_layout(spec)
+    tech = {"_file": ctx.file, "_sheet": ctx.sheet}
+    blocks = []
+    for dtype, positions in layout:
+        if dtype == np.int64:  # `_row`, the only int64 column
+            values = np.array(rows, dtype=np.int64).reshape(1, n)
+        elif dtype == np.float64:
+            values = np.array([columns[i] for i in positions], dtype=np.float64).reshape(len(positions), n) \
+                if columns is not None else np.empty((len(positions), 0))
+        else:
+            values = np.empty((len(positions), n), dtype=object)
+            for at, i in enumerate(positions):
+                if i >= len(spec.fields):
+                    values[at] = tech[TECH_COLUMNS[i - len(spec.fields)]]
+                elif columns is not None:  # np.fromiter places each value as one object (never nested)
+                    values[at] = np.fromiter(columns[i], dtype=object, count=n)
+        blocks.append((values, np.array(positions, dtype=np.intp)))
+    # A view: each frame gets its own Index object over the shared labels.
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n), columns=column_index.view())
 
 
-def _frame_of_arrays(arrays: list[np.ndarray], columns: list[str], n: int) -> pd.DataFrame:
-    """The arrays as they are, in one step. The public constructor would infer pandas 3's `str` dtype for an object
-    array (turning None into NaN) unless each became an object Series first, which costs three times as much; so
-    pandas' internal `_from_arrays` is used where it exists (the pinned pandas), the public way elsewhere."""
-    build = getattr(pd.DataFrame, "_from_arrays", None)
-    if build is not None:
-        return build(arrays, columns=pd.Index(columns), index=pd.RangeIndex(n), verify_integrity=False)
-    return pd.DataFrame({c: pd.Series(a, dtype=a.dtype, index=pd.RangeIndex(n)) for c, a in zip(columns, arrays)},
-                        columns=columns)
+@functools.lru_cache(maxsize=64)
+def _table_layout(spec: SheetSpec) -> tuple[pd.Index, tuple[tuple[np.dtype, tuple[int, ...]], ...]]:
+    """A staged table's column labels and its block layout: column positions grouped by dtype (float64 numeric
+    fields, int64 `_row`, object the rest), groups in the order of their first column, as pandas groups the columns
+    of a frame it builds from arrays. Per spec, of which there are a handful."""
+    kinds = [np.dtype(np.float64) if f.kind in NUMERIC_KINDS else np.dtype(object) for f in spec.fields]
+    kinds += [np.dtype(object), np.dtype(object), np.dtype(np.int64)]  # TECH_COLUMNS
+    groups: dict[np.dtype, list[int]] = {}
+    for i, kind in enumerate(kinds):
+        groups.setdefault(kind, []).append(i)
+    return pd.Index(table_columns(spec)), tuple((kind, tuple(positions)) for kind, positions in groups.items())
 
 
 def _find_header(rows: list[tuple[int, list]], spec: SheetSpec,
@@ -592,6 +611,8 @@ def _find_header(rows: list[tuple[int, list]], spec: SheetSpec,
         found = _header_matches(values, wanted)
         if len(found) > len(best):
             best_row, best = row, found
+            if len(best) == len(wanted):  # every label found: a later row could at most tie, and ties keep the first
+                break
     if best_row is None:
         return None, {}, [_header_not_found(ctx, spec)]
     colmap = {name: cols[0] for name, cols in best.items()}
@@ -654,6 +675,7 @@ class _RowStager:
         self.last_col = max(self.mapped, default=0)
         self.field_at = {c: spec.field(n) for n, c in reversed(colmap.items())}  # first field of a column wins
         self.names = [f.name for f in spec.fields]
+        self.row_rule = _ROW_RULES.get(ctx.canonical)
 
     def __call__(self, values: list, row: int, issues: list[Issue]) -> list | None:
         if _is_blank_row([values[c] for c in self.mapped]):
@@ -664,17 +686,22 @@ class _RowStager:
                 issues.append(skip)
             return None
         ctx = self.ctx
+        formulas, percent = ctx.formulas, ctx.percent
         record = []
+        # A cell's reference (`F7`) is spelled out only where something is said about the cell or it must be
+        # looked up (formula or percent cells): most cells need neither.
         for f, col, letter, blank, parse_text_cell, float_as_is in self.plan:
             if col is None:  # a missing column was reported once at the header
                 record.append(blank)
                 continue
-            raw, cell = values[col], f"{letter}{row}"
+            raw = values[col]
             if raw is None or (type(raw) is str and not raw.strip()):  # every parser reads these as blank
-                if cell in ctx.formulas:
-                    issues.append(_uncached_formula(ctx, f, cell))
-                elif f.required:
-                    issues.append(_required_blank(ctx, f, cell))
+                if formulas or f.required:
+                    cell = f"{letter}{row}"
+                    if cell in formulas:
+                        issues.append(_uncached_formula(ctx, f, cell))
+                    elif f.required:
+                        issues.append(_required_blank(ctx, f, cell))
                 record.append(blank)
                 continue
             # The two common cases first, then parse_field for the rest (numbers as int, dates, bools, NaN, …).
@@ -682,14 +709,17 @@ class _RowStager:
                 value, problem = parse_text_cell(raw)
             elif type(raw) is float and float_as_is and math.isfinite(raw):
                 value, problem = raw, None
-            elif is_blank(raw) and cell in ctx.formulas:
-                issues.append(_uncached_formula(ctx, f, cell))
+            elif is_blank(raw) and f"{letter}{row}" in formulas:
+                issues.append(_uncached_formula(ctx, f, f"{letter}{row}"))
                 record.append(blank)
                 continue
             else:
                 value, problem = parse_field(f, raw)
-            if problem is None and ctx.percent and cell in ctx.percent and isinstance(raw, Number) \
-                    and not isinstance(raw, bool):
+            if problem is None and not percent and not (f.required and _is_missing(value)):
+                record.append(value)
+                continue
+            cell = f"{letter}{row}"
+            if problem is None and cell in percent and isinstance(raw, Number) and not isinstance(raw, bool):
                 value = _percent_cell_value(f, float(raw), value)
             if problem is not None:
                 value = blank
@@ -697,7 +727,8 @@ class _RowStager:
             elif f.required and _is_missing(value):
                 issues.append(_required_blank(ctx, f, cell))
             record.append(value)
-        issues += _row_rules(dict(zip(self.names, record)), row, self.colmap, ctx)
+        if self.row_rule is not None:
+            issues += self.row_rule(dict(zip(self.names, record)), row, self.colmap, ctx)
         return record
 
     def _skip(self, values: list, row: int):
@@ -832,13 +863,16 @@ def _percent_ambiguity(record: dict, row: int, colmap: dict[str, int], ctx: _Ctx
     return [warning("percent-fraction-ambiguous", msg, **ctx.at(cell, nums[k]))]
 
 
-def _row_rules(record: dict, row: int, colmap: dict[str, int], ctx: _Ctx) -> list[Issue]:
-    """Requirements that depend on another field of the same row."""
-    if ctx.canonical == "绩效目标":
-        return _percent_ambiguity(record, row, colmap, ctx)
-    if ctx.canonical == "预算执行" and record.get("支出类别") == "项目支出" and record.get("项目名称") is None:
+def _project_name_rule(record: dict, row: int, colmap: dict[str, int], ctx: _Ctx) -> list[Issue]:
+    """A 项目支出 line must name its project."""
+    if record.get("支出类别") == "项目支出" and record.get("项目名称") is None:
         col = colmap.get("项目名称", colmap.get("支出类别", 0))
         cell = cell_ref(row, col)
         msg = f"「{ctx.sheet}」{cell} 的「项目名称」：支出类别为项目支出时必须填写项目名称。请逐个项目填写名称。"
         return [error("project-name-missing", msg, **ctx.at(cell))]
     return []
+
+
+# Requirements that depend on another field of the same row, by canonical sheet: (record as {field: value}, Excel
+# row, field → column index, ctx) → issues. Sheets without one skip building the record's dict.
+_ROW_RULES = {"绩效目标": _percent_ambiguity, "预算执行": _project_name_rule}
