@@ -8,10 +8,11 @@ Two steps:
   (`input_templates/报告模板/绩效自评报告.md.j2`, Jinja2 in a sandbox) and lays the text out as a .docx:
   `#` title, `##` / `###` headings, `|` table rows become a real Word table, `>` lines are placeholders for the
   unit to complete, other lines are body paragraphs. The package (styles, fonts, page) is python-docx's default
-  document with our styles, built once per process; per unit only the document body and title are written, as the
-  XML python-docx's API would write for them (~1 ms instead of ~100 ms), text escaped and characters XML forbids
-  removed, so whatever an input cell holds stays inert text. Written atomically (temp file + os.replace) and
-  deterministically (fixed document dates and zip entry times), so reruns are byte-identical.
+  document with our styles, built and compressed once per process; per unit only the document body and title are
+  written, as the XML python-docx's API would write for them (~1 ms instead of ~100 ms), text escaped and characters
+  XML forbids removed, so whatever an input cell holds stays inert text, and zipped after the fixed parts as zipfile
+  would. Written atomically (temp file + os.replace) and deterministically (fixed document dates and zip entry
+  times), so reruns are byte-identical.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from __future__ import annotations
 import functools
 import io
 import re
+import struct
 import zipfile
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 from xml.sax.saxutils import escape
@@ -33,7 +37,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from .numbers import excel_round, is_blank
 from .atomic import write_atomic
-from .render import BUDGET_AMOUNT_COLUMNS, FIXED_CREATED, _indicator_rows, _level1_rows, _sums_by, _total
+from .render import (BUDGET_AMOUNT_COLUMNS, FIXED_CREATED, _columns, _indicator_rows, _level1_rows, _sums_by,
+                     _totals)
 from .spec import SEVERITY_ERROR
 
 REPORT_TEMPLATE = Path(__file__).resolve().parent.parent / "input_templates" / "报告模板" / "绩效自评报告.md.j2"
@@ -42,6 +47,7 @@ FIXED_ZIP_TIME = (2000, 1, 1, 0, 0, 0)
 BODY_FONT, HEADING_FONT = "宋体", "黑体"
 RATE_NAMES = ("预算执行率", "预算调整率", "结转结余率", "公用经费控制率", "项目支出预算控制率", "三公经费控制率",
               "三公经费变动率", "政府采购执行率", "在职人员控制率", "重点支出安排率", "固定资产利用率")
+SANGONG_COLUMNS = ("预算数", "实际支出数", "上年预算数", "上年实际支出数")
 
 
 def report_path(workbook_path: Path) -> Path:
@@ -84,9 +90,12 @@ def _rows(df: pd.DataFrame, names: tuple[str, ...]) -> list[dict]:
     return [dict(zip(cols, row)) for row in zip(*(df[c].tolist() for c in cols))]
 
 
-def _sum(df: pd.DataFrame, col: str) -> float:
-    """A column total as the workbook's 合计 row shows it (blank = 0), with the workbook's own arithmetic."""
-    return excel_round(_total(df[col].tolist()), 2) if col in df and len(df) else 0.0
+def _sums(cols: dict[str, list], names: Sequence[str]) -> dict[str, float]:
+    """The totals of the columns `names` as the workbook's 合计 row shows them (blank = 0, a column the frame lacks
+    0), with the workbook's own arithmetic: one `_totals` for all of them."""
+    present = [c for c in names if c in cols]
+    totals = dict(zip(present, _totals([cols[c] for c in present])))
+    return {c: excel_round(totals[c], 2) if c in totals else 0.0 for c in names}
 
 
 def _rates(report) -> dict[str, str]:
@@ -97,11 +106,11 @@ def _rates(report) -> dict[str, str]:
     return out
 
 
-def _categories(lines: pd.DataFrame) -> list[dict]:
-    """按支出类别, grouped and summed as the 预算执行分析 sheet does it."""
-    if lines.empty:
+def _categories(lines: dict[str, list]) -> list[dict]:
+    """按支出类别, grouped and summed as the 预算执行分析 sheet does it; `lines`: the budget lines' columns."""
+    if not lines or not lines["支出类别"]:
         return []
-    sums = _sums_by(lines["支出类别"].tolist(), [lines[c].tolist() for c in ("全年预算数", "实际支出数")])
+    sums = _sums_by(lines["支出类别"], [lines[c] for c in ("全年预算数", "实际支出数")])
     return [{"支出类别": cat, "全年预算数": fmt_amount(budget), "实际支出数": fmt_amount(spent),
              "执行率": fmt_rate(spent / budget) if budget else "—"} for cat, (budget, spent) in sums]
 
@@ -148,11 +157,11 @@ def report_context(report) -> dict:
     绩效目标 [{序号, 一级指标, 三级指标, 指标值, 实际完成值, 完成率, 分值, 得分}]; 存在的问题 [sentence].
     """
     unit, total, fw = report.unit, report.total, report.framework
-    lines = report.budget_lines
-    sums = {c: _sum(lines, c) for c in BUDGET_AMOUNT_COLUMNS}
+    lines = _columns(report.budget_lines)  # the column lists the workbook's 预算执行分析 sheet is written from
+    sums = _sums(lines, BUDGET_AMOUNT_COLUMNS)
     budget = {c: fmt_amount(v) for c, v in sums.items()}
     budget["有结余"] = sums["结转结余数"] != 0
-    sangong = {c: fmt_amount(_sum(report.sangong, c)) for c in ("预算数", "实际支出数", "上年预算数", "上年实际支出数")}
+    sangong = {c: fmt_amount(v) for c, v in _sums(_columns(report.sangong), SANGONG_COLUMNS).items()}
     level1 = [{"一级指标": g["一级指标"], "分值": fmt_score(g["分值"]), "得分": fmt_score(g["得分"]),
                "失分": fmt_score(g["失分"]), "得分率": fmt_rate(g["得分率"])} for g in _level1_rows(report)]
     return {
@@ -211,13 +220,51 @@ _TITLE_LIMIT = 255  # python-docx refuses longer core properties
 _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _RUN_SPLIT = re.compile(r"([\t\r\n])")
 _RUN_MARK = {"\t": "<w:tab/>", "\r": "<w:br/>", "\n": "<w:br/>"}
+_RUN_SPECIAL = re.compile(r"[\x00-\x1f\ud800-\udfff\ufffe\uffff]")  # what _NOT_XML removes or _RUN_SPLIT splits on
 _BOLD, _PLACEHOLDER = "<w:rPr><w:b/></w:rPr>", f'<w:rPr><w:i/><w:color w:val="{PLACEHOLDER_COLOR}"/></w:rPr>'
 _TBL_LOOK = ('<w:tblLook w:firstColumn="1" w:firstRow="1" w:lastColumn="0" w:lastRow="0" w:noHBand="0" '
              'w:noVBand="1" w:val="04A0"/>')
 
 
+# The zip container is written directly (PKWARE APPNOTE 4.3), byte for byte as Python's zipfile writes an entry
+# deflated from bytes (tests/test_report.py compares): the fixed parts' entries are made once per process, so a unit
+# costs the compression of its two parts alone (appending them with zipfile reads the fixed entries back each time).
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+_CENTRAL_HEADER = struct.Struct("<4s4B4HL2L5H2L")
+_END_RECORD = struct.Struct("<4s4H2LH")
+_ZIP_VERSION, _ZIP_DEFLATED = 20, 8  # version 2.0 (deflate) made by and needed; method 8 (deflate)
+_ZIP_SYSTEM = zipfile.ZipInfo().create_system  # made on: 3 Unix, 0 Windows, as zipfile records it
+_ZIP_ATTRIBUTES = 0o600 << 16  # as zipfile records an entry written from bytes
+_DOS_DATE = (FIXED_ZIP_TIME[0] - 1980) << 9 | FIXED_ZIP_TIME[1] << 5 | FIXED_ZIP_TIME[2]
+_DOS_TIME = FIXED_ZIP_TIME[3] << 11 | FIXED_ZIP_TIME[4] << 5 | FIXED_ZIP_TIME[5] // 2
+
+
+class _Zip(NamedTuple):
+    """The entries of a zip file so far: their local headers and data, and their central directory records."""
+    local: bytes = b""
+    central: bytes = b""
+    count: int = 0
+
+    def add(self, name: str, data: bytes) -> _Zip:
+        """These entries and `data` deflated as `name` (ASCII, as every part name of a .docx) at FIXED_ZIP_TIME."""
+        deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+        packed = deflate.compress(data) + deflate.flush()
+        crc, filename = zlib.crc32(data), name.encode("ascii")
+        local = _LOCAL_HEADER.pack(b"PK\x03\x04", _ZIP_VERSION, 0, 0, _ZIP_DEFLATED, _DOS_TIME, _DOS_DATE, crc,
+                                   len(packed), len(data), len(filename), 0)
+        central = _CENTRAL_HEADER.pack(b"PK\x01\x02", _ZIP_VERSION, _ZIP_SYSTEM, _ZIP_VERSION, 0, 0, _ZIP_DEFLATED,
+                                       _DOS_TIME, _DOS_DATE, crc, len(packed), len(data), len(filename), 0, 0, 0,
+                                       0, _ZIP_ATTRIBUTES, len(self.local))
+        return _Zip(self.local + local + filename + packed, self.central + central + filename, self.count + 1)
+
+    def getvalue(self) -> bytes:
+        """The zip file: the entries, their central directory and its end record."""
+        end = _END_RECORD.pack(b"PK\x05\x06", 0, 0, self.count, self.count, len(self.central), len(self.local), 0)
+        return self.local + self.central + end
+
+
 class _Skeleton(NamedTuple):
-    parts: bytes          # zip of every part but DOCUMENT_PART and CORE_PART, entries at FIXED_ZIP_TIME
+    parts: _Zip           # every part but DOCUMENT_PART and CORE_PART
     document_head: str    # word/document.xml up to and including <w:body>
     document_tail: str    # the section properties (page size, margins) and the closing tags
     core_head: str        # docProps/core.xml around the title
@@ -241,36 +288,43 @@ def _skeleton() -> _Skeleton:
     section = doc.sections[-1]  # as python-docx's Document._block_width
     block_width = (section.page_width or Inches(8.5)) - (section.left_margin or Inches(1)) \
         - (section.right_margin or Inches(1))
-    saved, parts = io.BytesIO(), io.BytesIO()
+    saved, parts = io.BytesIO(), _Zip()
     doc.save(saved)
-    with zipfile.ZipFile(saved) as zin, zipfile.ZipFile(parts, "w") as zout:
-        document, core = zin.read(DOCUMENT_PART).decode("utf-8"), zin.read(CORE_PART).decode("utf-8")
-        for item in zin.infolist():
-            if item.filename not in (DOCUMENT_PART, CORE_PART):
-                zout.writestr(zipfile.ZipInfo(item.filename, FIXED_ZIP_TIME), zin.read(item.filename),
-                              zipfile.ZIP_DEFLATED)
+    with zipfile.ZipFile(saved) as z:
+        document, core = z.read(DOCUMENT_PART).decode("utf-8"), z.read(CORE_PART).decode("utf-8")
+        for name in z.namelist():
+            if name not in (DOCUMENT_PART, CORE_PART):
+                parts = parts.add(name, z.read(name))
     head, _, rest = document.partition("<w:body>")
     empty, _, tail = rest.partition("<w:sectPr")
     core_head, _, core_tail = core.partition(_TITLE_SLOT)
     if empty or not tail or not core_tail:
         raise RuntimeError("python-docx 的默认模板结构与预期不符，无法生成绩效自评报告")
     styles = doc.styles
-    return _Skeleton(parts.getvalue(), head + "<w:body>", "<w:sectPr" + tail, core_head, core_tail,
+    return _Skeleton(parts, head + "<w:body>", "<w:sectPr" + tail, core_head, core_tail,
                      styles["Title"].style_id, styles["Heading 1"].style_id, styles["Heading 2"].style_id,
                      styles["Table Grid"].style_id, int(block_width))
 
 
+@functools.lru_cache(maxsize=4096)
 def _run(text: str, rpr: str = "") -> str:
     """A `w:r` holding `text` as python-docx's run.text writes it: tab → `w:tab`, CR/LF → `w:br`, a `w:t` with
-    leading or trailing white space keeps it (xml:space)."""
-    content = []
-    for piece in _RUN_SPLIT.split(_NOT_XML.sub("", text)):
-        if piece in _RUN_MARK:
-            content.append(_RUN_MARK[piece])
-        elif piece:
-            space = ' xml:space="preserve"' if len(piece.strip()) < len(piece) else ""
-            content.append(f"<w:t{space}>{escape(piece)}</w:t>")
-    return f"<w:r>{rpr}{''.join(content)}</w:r>" if rpr or content else "<w:r/>"
+    leading or trailing white space keeps it (xml:space). Text without control characters (nearly every run) is
+    one `w:t`, found with one regular-expression search. Cached: most runs recur in every report (the template's
+    own words, table headers, `—`, common figures)."""
+    if _RUN_SPECIAL.search(text):
+        content = "".join(_RUN_MARK.get(piece) or _text(piece)
+                          for piece in _RUN_SPLIT.split(_NOT_XML.sub("", text)) if piece)
+    else:
+        content = _text(text) if text else ""
+    return f"<w:r>{rpr}{content}</w:r>" if rpr or content else "<w:r/>"
+
+
+def _text(piece: str) -> str:
+    """A `w:t` of non-empty text holding no control character (str.strip would remove white space at either end:
+    kept with xml:space)."""
+    space = ' xml:space="preserve"' if piece[0].isspace() or piece[-1].isspace() else ""
+    return f"<w:t{space}>{escape(piece)}</w:t>"
 
 
 def _paragraph(text: str, ppr: str = "") -> str:
@@ -333,11 +387,7 @@ def docx_package(text: str, title: str) -> bytes:
     sk = _skeleton()
     document = sk.document_head + _body(text, sk) + sk.document_tail
     core = sk.core_head + escape(_NOT_XML.sub("", title)[:_TITLE_LIMIT]) + sk.core_tail
-    buf = io.BytesIO(sk.parts)
-    with zipfile.ZipFile(buf, "a") as z:  # appended after the fixed parts, which are compressed once
-        for name, xml in ((DOCUMENT_PART, document), (CORE_PART, core)):
-            z.writestr(zipfile.ZipInfo(name, FIXED_ZIP_TIME), xml.encode("utf-8"), zipfile.ZIP_DEFLATED)
-    return buf.getvalue()
+    return sk.parts.add(DOCUMENT_PART, document.encode("utf-8")).add(CORE_PART, core.encode("utf-8")).getvalue()
 
 
 def render_report_docx(context: dict, template_path: Path, out_path: Path) -> Path:

@@ -70,14 +70,14 @@ ODD_VALUES = [
     None, math.nan, pd.NA, True, False, 0, -3, 7.5, -0.0, 0.0, 1e-7, -123456.789, 1e15, 123456789.125,
     np.int64(4), np.float64(2.5), np.bool_(True), pd.Timestamp("2024-01-01"), 12345678901234567890,
     "", " 前后空格 ", '=HYPERLINK("http://x","点击")', "http://example.com", "=1+1", "_x0041_", "控制\x01字符",
-    "a<b & c>\"d\"", "换行\n文本", "长" * 20000, "a" * 40000,
+    "a<b & c>\"d\"", "换行\n文本", "长" * 20000, "a" * 40000, "甲&乙", "尾随空格 ", "全角空格\u3000", "非字符\ufffe",
 ]
 
 
-def _odd_book(path: Path, fast: bool) -> None:
+def _odd_book(path: Path, fast: bool, monkeypatch) -> None:
     """Every kind of value and cell the workbooks hold, plus what the fast path hands back to xlsxwriter."""
+    monkeypatch.setattr(render, "_FAST", fast)
     book = render.Book(path, "测试 & <标题>")
-    book.fast = fast
     rng = random.Random(7)
     ws = book.sheet("表一", header_rows=0)
     columns = [(f"列{j}", fmt) for j, fmt in enumerate(["text", "number", "general", "percent", "amount", "int"])]
@@ -102,9 +102,9 @@ def _odd_book(path: Path, fast: bool) -> None:
     book.close()
 
 
-def test_fast_and_stock_paths_agree_on_odd_values(tmp_path):
-    _odd_book(tmp_path / "fast.xlsx", fast=True)
-    _odd_book(tmp_path / "stock.xlsx", fast=False)
+def test_fast_and_stock_paths_agree_on_odd_values(tmp_path, monkeypatch):
+    _odd_book(tmp_path / "fast.xlsx", True, monkeypatch)
+    _odd_book(tmp_path / "stock.xlsx", False, monkeypatch)
     assert (tmp_path / "fast.xlsx").read_bytes() == (tmp_path / "stock.xlsx").read_bytes()
 
 

@@ -11,8 +11,10 @@ import shutil
 import subprocess
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import openpyxl
+import pandas as pd
 import pytest
 from docx import Document
 from docx.enum.text import WD_ALIGN_PARAGRAPH
@@ -20,8 +22,9 @@ from docx.shared import Pt, RGBColor
 from docx.table import Table
 
 from pipeline.cli import EXAMPLE_INPUT, main
-from pipeline.render import FIXED_CREATED
-from pipeline.report import REPORT_TEMPLATE, _styles, docx_package, render_report_docx, render_report_text
+from pipeline.render import BUDGET_AMOUNT_COLUMNS, FIXED_CREATED, UnitReport
+from pipeline.report import (FIXED_ZIP_TIME, REPORT_TEMPLATE, _run, _styles, docx_package, render_report_docx,
+                             render_report_text, report_context)
 
 SECTIONS = ("一、部门概况", "二、部门整体支出管理和使用情况", "三、绩效目标完成情况", "四、存在的问题", "五、改进措施")
 
@@ -368,3 +371,63 @@ def test_two_renders_are_byte_identical(tmp_path):
     a = render_report_docx(context, template, tmp_path / "a.docx").read_bytes()
     b = render_report_docx(context, template, tmp_path / "b.docx").read_bytes()
     assert a == b and Document(tmp_path / "a.docx").paragraphs[0].text == "甲<&>"
+
+
+# --- runs, the zip container and the sums, as written per unit --------------------------------------------------
+
+@pytest.mark.parametrize(("text", "rpr", "xml"), [
+    ("", "", "<w:r/>"),
+    ("", "<w:rPr><w:b/></w:rPr>", "<w:r><w:rPr><w:b/></w:rPr></w:r>"),
+    ("a<b>&c", "", "<w:r><w:t>a&lt;b&gt;&amp;c</w:t></w:r>"),
+    (" 前\u3000", "", '<w:r><w:t xml:space="preserve"> 前\u3000</w:t></w:r>'),
+    ("a\tb\nc", "", "<w:r><w:t>a</w:t><w:tab/><w:t>b</w:t><w:br/><w:t>c</w:t></w:r>"),
+    ("\x01甲\x1f \ufffe", "", '<w:r><w:t xml:space="preserve">甲 </w:t></w:r>'),
+    ("\x00\x08", "", "<w:r/>"),
+])
+def test_run_xml(text, rpr, xml):
+    """A run as python-docx's run.text writes it, with and without the characters that need more than escaping."""
+    assert _run(text, rpr) == xml
+    assert _run(text, rpr) == xml  # the cached answer is the same
+
+
+def test_package_is_what_zipfile_writes():
+    """The zip container is written directly; it is byte for byte what zipfile writes for the same parts in the same
+    order (deflated, at the fixed time), and reads back with zipfile."""
+    data = docx_package(LAYOUT_EDGES, "标题")
+    parts = zip_parts(data)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, content in parts.items():
+            z.writestr(zipfile.ZipInfo(name, FIXED_ZIP_TIME), content, zipfile.ZIP_DEFLATED)
+    assert data == buf.getvalue()
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert z.testzip() is None and z.namelist()[-2:] == ["word/document.xml", "docProps/core.xml"]
+
+
+def test_context_sums_from_column_lists():
+    """Totals, 按支出类别 and 三公 from the frames' column lists: blanks add nothing, a column a frame lacks is 0, an
+    empty frame gives zeros and no rows; amounts rounded half away from zero as Excel does."""
+    amounts = {c: [0.0, 0.0, 0.0] for c in BUDGET_AMOUNT_COLUMNS}
+    lines = pd.DataFrame({**amounts, "支出类别": ["基本支出", "项目支出", "基本支出"], "全年预算数": [100.0, 50.0, 20.005],
+                          "实际支出数": [90.0, float("nan"), 10.0], "结转结余数": [1.0, None, 2.0]})
+    sangong = pd.DataFrame({"预算数": [3.0, 4.5], "实际支出数": [2.0, None]})  # no 上年 columns
+    context = report_context(unit_report(lines, sangong))
+    assert context["预算"] == {"上年结转数": "0.00", "年初预算数": "0.00", "预算调增数": "0.00", "预算调减数": "0.00",
+                             "全年预算数": "170.01", "实际支出数": "100.00", "结转结余数": "3.00", "有结余": True}
+    assert context["支出类别"] == [
+        {"支出类别": "基本支出", "全年预算数": "120.01", "实际支出数": "100.00", "执行率": "83.33%"},
+        {"支出类别": "项目支出", "全年预算数": "50.00", "实际支出数": "0.00", "执行率": "0.00%"}]
+    assert context["三公"] == {"预算数": "7.50", "实际支出数": "2.00", "上年预算数": "0.00", "上年实际支出数": "0.00"}
+    empty = report_context(unit_report(lines.iloc[:0], sangong.iloc[:0]))
+    assert set(empty["预算"].values()) == {"0.00", False} and empty["支出类别"] == []
+    assert set(empty["三公"].values()) == {"0.00"}
+    assert report_context(unit_report(pd.DataFrame(), pd.DataFrame()))["支出类别"] == []
+
+
+def unit_report(lines: pd.DataFrame, sangong: pd.DataFrame) -> UnitReport:
+    """A unit with these budget lines and 三公 rows and nothing scored."""
+    details = pd.DataFrame(columns=["一级指标", "三级指标", "指标值", "实际完成值", "分值", "得分", "扣分说明"])
+    return UnitReport(unit={"单位名称": "甲", "单位编码": "001", "财年": 2023}, total={}, details=details,
+                      indicators=pd.DataFrame(columns=["计算方法", "值", "状态", "说明"]), budget_lines=lines,
+                      sangong=sangong, targets=pd.DataFrame(), work_stats=pd.DataFrame(), issues=[],
+                      files=pd.DataFrame(), framework=SimpleNamespace(name="框架", version="1"))
