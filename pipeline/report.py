@@ -10,8 +10,8 @@ Two steps:
   unit to complete, other lines are body paragraphs. The package (styles, fonts, page) is python-docx's default
   document with our styles, built and compressed once per process; per unit only the document body and title are
   written, as the XML python-docx's API would write for them (~1 ms instead of ~100 ms), text escaped and characters
-  XML forbids removed, so whatever an input cell holds stays inert text, and zipped after the fixed parts as zipfile
-  would. Written atomically (temp file + os.replace) and deterministically (fixed document dates and zip entry
+  XML forbids removed, so whatever an input cell holds stays inert text, and appended to the fixed parts with
+  zipfile. Written atomically (temp file + os.replace) and deterministically (fixed document dates and zip entry
   times), so reruns are byte-identical.
 """
 
@@ -20,9 +20,7 @@ from __future__ import annotations
 import functools
 import io
 import re
-import struct
 import zipfile
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -226,45 +224,8 @@ _TBL_LOOK = ('<w:tblLook w:firstColumn="1" w:firstRow="1" w:lastColumn="0" w:las
              'w:noVBand="1" w:val="04A0"/>')
 
 
-# The zip container is written directly (PKWARE APPNOTE 4.3), byte for byte as Python's zipfile writes an entry
-# deflated from bytes (tests/test_report.py compares): the fixed parts' entries are made once per process, so a unit
-# costs the compression of its two parts alone (appending them with zipfile reads the fixed entries back each time).
-_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
-_CENTRAL_HEADER = struct.Struct("<4s4B4HL2L5H2L")
-_END_RECORD = struct.Struct("<4s4H2LH")
-_ZIP_VERSION, _ZIP_DEFLATED = 20, 8  # version 2.0 (deflate) made by and needed; method 8 (deflate)
-_ZIP_SYSTEM = zipfile.ZipInfo().create_system  # made on: 3 Unix, 0 Windows, as zipfile records it
-_ZIP_ATTRIBUTES = 0o600 << 16  # as zipfile records an entry written from bytes
-_DOS_DATE = (FIXED_ZIP_TIME[0] - 1980) << 9 | FIXED_ZIP_TIME[1] << 5 | FIXED_ZIP_TIME[2]
-_DOS_TIME = FIXED_ZIP_TIME[3] << 11 | FIXED_ZIP_TIME[4] << 5 | FIXED_ZIP_TIME[5] // 2
-
-
-class _Zip(NamedTuple):
-    """The entries of a zip file so far: their local headers and data, and their central directory records."""
-    local: bytes = b""
-    central: bytes = b""
-    count: int = 0
-
-    def add(self, name: str, data: bytes) -> _Zip:
-        """These entries and `data` deflated as `name` (ASCII, as every part name of a .docx) at FIXED_ZIP_TIME."""
-        deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
-        packed = deflate.compress(data) + deflate.flush()
-        crc, filename = zlib.crc32(data), name.encode("ascii")
-        local = _LOCAL_HEADER.pack(b"PK\x03\x04", _ZIP_VERSION, 0, 0, _ZIP_DEFLATED, _DOS_TIME, _DOS_DATE, crc,
-                                   len(packed), len(data), len(filename), 0)
-        central = _CENTRAL_HEADER.pack(b"PK\x01\x02", _ZIP_VERSION, _ZIP_SYSTEM, _ZIP_VERSION, 0, 0, _ZIP_DEFLATED,
-                                       _DOS_TIME, _DOS_DATE, crc, len(packed), len(data), len(filename), 0, 0, 0,
-                                       0, _ZIP_ATTRIBUTES, len(self.local))
-        return _Zip(self.local + local + filename + packed, self.central + central + filename, self.count + 1)
-
-    def getvalue(self) -> bytes:
-        """The zip file: the entries, their central directory and its end record."""
-        end = _END_RECORD.pack(b"PK\x05\x06", 0, 0, self.count, self.count, len(self.central), len(self.local), 0)
-        return self.local + self.central + end
-
-
 class _Skeleton(NamedTuple):
-    parts: _Zip           # every part but DOCUMENT_PART and CORE_PART
+    parts: bytes          # zip of every part but DOCUMENT_PART and CORE_PART, entries at FIXED_ZIP_TIME
     document_head: str    # word/document.xml up to and including <w:body>
     document_tail: str    # the section properties (page size, margins) and the closing tags
     core_head: str        # docProps/core.xml around the title
@@ -288,20 +249,21 @@ def _skeleton() -> _Skeleton:
     section = doc.sections[-1]  # as python-docx's Document._block_width
     block_width = (section.page_width or Inches(8.5)) - (section.left_margin or Inches(1)) \
         - (section.right_margin or Inches(1))
-    saved, parts = io.BytesIO(), _Zip()
+    saved, parts = io.BytesIO(), io.BytesIO()
     doc.save(saved)
-    with zipfile.ZipFile(saved) as z:
-        document, core = z.read(DOCUMENT_PART).decode("utf-8"), z.read(CORE_PART).decode("utf-8")
-        for name in z.namelist():
-            if name not in (DOCUMENT_PART, CORE_PART):
-                parts = parts.add(name, z.read(name))
+    with zipfile.ZipFile(saved) as zin, zipfile.ZipFile(parts, "w") as zout:
+        document, core = zin.read(DOCUMENT_PART).decode("utf-8"), zin.read(CORE_PART).decode("utf-8")
+        for item in zin.infolist():
+            if item.filename not in (DOCUMENT_PART, CORE_PART):
+                zout.writestr(zipfile.ZipInfo(item.filename, FIXED_ZIP_TIME), zin.read(item.filename),
+                              zipfile.ZIP_DEFLATED)
     head, _, rest = document.partition("<w:body>")
     empty, _, tail = rest.partition("<w:sectPr")
     core_head, _, core_tail = core.partition(_TITLE_SLOT)
     if empty or not tail or not core_tail:
         raise RuntimeError("python-docx 的默认模板结构与预期不符，无法生成绩效自评报告")
     styles = doc.styles
-    return _Skeleton(parts, head + "<w:body>", "<w:sectPr" + tail, core_head, core_tail,
+    return _Skeleton(parts.getvalue(), head + "<w:body>", "<w:sectPr" + tail, core_head, core_tail,
                      styles["Title"].style_id, styles["Heading 1"].style_id, styles["Heading 2"].style_id,
                      styles["Table Grid"].style_id, int(block_width))
 
@@ -387,7 +349,11 @@ def docx_package(text: str, title: str) -> bytes:
     sk = _skeleton()
     document = sk.document_head + _body(text, sk) + sk.document_tail
     core = sk.core_head + escape(_NOT_XML.sub("", title)[:_TITLE_LIMIT]) + sk.core_tail
-    return sk.parts.add(DOCUMENT_PART, document.encode("utf-8")).add(CORE_PART, core.encode("utf-8")).getvalue()
+    buf = io.BytesIO(sk.parts)
+    with zipfile.ZipFile(buf, "a") as z:  # appended after the fixed parts, which are compressed once
+        for name, xml in ((DOCUMENT_PART, document), (CORE_PART, core)):
+            z.writestr(zipfile.ZipInfo(name, FIXED_ZIP_TIME), xml.encode("utf-8"), zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
 
 
 def render_report_docx(context: dict, template_path: Path, out_path: Path) -> Path:

@@ -391,8 +391,8 @@ def test_run_xml(text, rpr, xml):
 
 
 def test_package_is_what_zipfile_writes():
-    """The zip container is written directly; it is byte for byte what zipfile writes for the same parts in the same
-    order (deflated, at the fixed time), and reads back with zipfile."""
+    """The package (fixed parts zipped once, the unit's two appended) is byte for byte what zipfile writes for the
+    same parts in the same order (deflated, at the fixed time), and reads back with zipfile."""
     data = docx_package(LAYOUT_EDGES, "标题")
     parts = zip_parts(data)
     buf = io.BytesIO()
