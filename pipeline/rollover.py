@@ -154,7 +154,7 @@ def record_text(record: dict) -> bytes:
 def record_of(ev, code: str, year: int) -> dict:
     """unit_record of a unit of an Evaluation, built once per unit (the records and the group-by index are kept on
     the evaluation: the sidecar, the 年度对比 and the incremental hash all ask for them)."""
-    index = ev.__dict__.setdefault("_rollover_index", _Index())
+    index = _index_of(ev)
     memo = index.cache.setdefault("records", {})
     key = (str(code), int(year))
     if key not in memo:
@@ -166,17 +166,24 @@ def previous_record(ev, code: str, year: int, output_dir: Path) -> dict | None:
     """The unit's fiscal year before `year`: from the evaluation when its input holds that year, else from the
     sidecar an earlier run wrote into output_dir/<year − 1>/.data/; None when neither exists."""
     prev = int(year) - 1
-    units = ev.dataset.units
-    index = ev.__dict__.setdefault("_rollover_index", _Index())
-    found = index.rows(units, code, prev)
-    if found is not None and len(found):
+    if _evaluated(ev, code, prev):
         return record_of(ev, code, prev)
     return read_unit_data(data_path(output_dir, prev, code))
 
 
+def _index_of(ev) -> _Index:
+    """The group-by index and memos kept on an Evaluation (records, their texts)."""
+    return ev.__dict__.setdefault("_rollover_index", _Index())
+
+
+def _evaluated(ev, code: str, year: int) -> bool:
+    """Whether the evaluation holds the unit in that fiscal year."""
+    return len(_index_of(ev).positions(ev.dataset.units, code, year)) > 0
+
+
 def _text_of(ev, code: str, year: int) -> bytes:
     """record_text of a unit of an Evaluation, serialised once (its sidecar and the next year's unit hash)."""
-    memo = ev.__dict__.setdefault("_rollover_index", _Index()).cache.setdefault("texts", {})
+    memo = _index_of(ev).cache.setdefault("texts", {})
     key = (str(code), int(year))
     if key not in memo:
         memo[key] = record_text(record_of(ev, code, year))
@@ -188,9 +195,7 @@ def previous_digest(ev, code: str, year: int, output_dir: Path) -> str:
     on it): the previous year's record when the evaluation holds it, else the bytes of its sidecar file (empty when
     there is none)."""
     prev = int(year) - 1
-    index = ev.__dict__.setdefault("_rollover_index", _Index())
-    found = index.rows(ev.dataset.units, code, prev)
-    if found is not None and len(found):
+    if _evaluated(ev, code, prev):
         text = _text_of(ev, code, prev)
     else:
         try:
