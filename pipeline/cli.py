@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 from . import __version__
 from .framework import default_framework_path, load_framework
 from .issues import issues_frame
+from .spool import severity_counts, sheet_chunks, units_with_errors
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INPUT = Path("input")
@@ -119,16 +121,22 @@ def _framework(path: Path | None):
 
 
 def print_issues(found, out=sys.stdout) -> None:
-    if not found:
+    """Every issue, errors first, then the counts. `found`: a list, or a run's IssueLog (read a chunk at a time)."""
+    counts: Counter = Counter()
+    for chunk in sheet_chunks(found):
+        frame = issues_frame(chunk)
+        for r in frame.to_dict("records"):
+            where = "!".join(x for x in (r["工作表"], r["单元格"]) if x)
+            print(f"[{r['严重程度']}] {r['文件']} {where}：{r['问题']}", file=out)
+        counts.update(frame["严重程度"])
+    if not counts:
         print("未发现数据问题。", file=out)
         return
-    frame = issues_frame(found)
-    for r in frame.to_dict("records"):
-        where = "!".join(x for x in (r["工作表"], r["单元格"]) if x)
-        print(f"[{r['严重程度']}] {r['文件']} {where}：{r['问题']}", file=out)
-    counts = frame["严重程度"].value_counts()
-    print(f"共 {len(frame)} 个问题：错误 {counts.get('错误', 0)}，警告 {counts.get('警告', 0)}，"
-          f"提示 {counts.get('提示', 0)}。", file=out)
+    print(f"共 {counts.total()} 个问题：{_counted(counts)}。", file=out)
+
+
+def _counted(counts) -> str:
+    return f"错误 {counts.get('错误', 0)}，警告 {counts.get('警告', 0)}，提示 {counts.get('提示', 0)}"
 
 
 def parse_as_of(text: str) -> tuple[int, int] | str:
@@ -195,9 +203,8 @@ def _print_run_issues(found) -> None:
     if len(found) <= LIST_ISSUES_UP_TO:
         print_issues(found)
         return
-    counts = issues_frame(found)["严重程度"].value_counts()
-    print(f"共 {len(found)} 个数据问题：错误 {counts.get('错误', 0)}，警告 {counts.get('警告', 0)}，"
-          f"提示 {counts.get('提示', 0)}。逐条见各单位工作簿的「数据问题」工作表和各财年的 汇总.xlsx。")
+    print(f"共 {len(found)} 个数据问题：{_counted(severity_counts(found))}。逐条见各单位工作簿的「数据问题」工作表和各财年的 "
+          f"汇总.xlsx。")
 
 
 def _print_summary(result) -> None:
@@ -212,7 +219,7 @@ def _print_summary(result) -> None:
         for path in outputs["written"]:
             print(f"已写入：{path}")
     per_year = "，".join(f"{y} 年 {n} 个" for y, n in totals.groupby("财年").size().items())
-    with_errors = {(i.unit, i.year) for i in result.issues if i.severity == "错误" and i.unit}
+    with_errors = units_with_errors(result.issues)
     grades = totals["等级"].fillna("").replace("", "无法评级").value_counts()
     order = [g for g in ("优", "良", "中", "差") if g in grades] + [g for g in grades.index if g not in ("优", "良", "中", "差")]
     print(f"评价单位 {len(totals)} 个（{per_year or '无'}），其中数据有错误的 {len(with_errors)} 个。")

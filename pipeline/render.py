@@ -268,14 +268,17 @@ def _touch(ws, first_row: int, first_col: int, last_row: int, last_col: int) -> 
 class Book:
     """A thin wrapper over an xlsxwriter Workbook with this project's formats and safe writes."""
 
-    def __init__(self, path: Path | BinaryIO, header_text: str):
-        """`path`: the file to write, or a binary stream the zip is written into."""
+    def __init__(self, path: Path | BinaryIO, header_text: str, constant_memory: bool = False):
+        """`path`: the file to write, or a binary stream the zip is written into. With `constant_memory` (a file
+        path only) each row goes to a temporary file as soon as a later row is written, so memory stays flat
+        however many rows a sheet has; the cells of each sheet must then be written row after row."""
         self.path = path
         self.header_text = header_text
-        self.fast = _FAST
+        self.fast = _FAST and not constant_memory  # the fast cell path writes into the in-memory table
         workbook = _Workbook if self.fast else xlsxwriter.Workbook
         target = path if hasattr(path, "write") else str(path)
-        self.wb = workbook(target, {**SAFE_OPTIONS, "in_memory": True})  # no temp file per sheet
+        memory = {"constant_memory": True} if constant_memory else {"in_memory": True}  # else no temp file per sheet
+        self.wb = workbook(target, {**SAFE_OPTIONS, **memory})
         self.wb.set_properties({"created": FIXED_CREATED, "author": "pipeline", "title": header_text})
         f = self.wb.add_format
         base = {"font_name": "宋体", "font_size": 10, "valign": "vcenter", "border": 1}

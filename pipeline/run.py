@@ -51,6 +51,7 @@ from .monitoring import monitor  # issue #6: 绩效运行监控
 from .report import write_unit_report  # issue #6: 绩效自评报告
 from .scoring import Scores, score_units
 from .spec import UNIT_KEY, safe_name
+from .spool import IssueLog, remove_stale, spool_batch
 from .summary import SUMMARY_FILE, summary_tables, write_summary
 
 DETAILS_CSV = "评分明细.csv"
@@ -96,23 +97,24 @@ class Evaluation:
 
 @dataclass
 class RunResult:
-    """What a streamed run (`run_streaming`) keeps in the main process: a few rows per unit (its `units` row, total
-    and budget indicators), each batch's points lost per 汇总 line (a few rows per line) and every issue; never
-    score details, staged tables or workbooks. Same attribute names as Evaluation, so that the summary tables and the end-of-run summary read
-    either."""
+    """What a streamed run (`run_streaming`) keeps in the main process: a few rows per unit (its key and name in
+    `units`, total and budget indicators), each batch's points lost per 汇总 line (a few rows per line) and the
+    tallies of the issues (the issues themselves are spooled to disk: spool.IssueLog); never score details, staged
+    tables or workbooks. Same attribute names as Evaluation, so that the summary tables and the end-of-run summary
+    read either."""
 
     units: pd.DataFrame
     totals: pd.DataFrame
     losses: pd.DataFrame
     indicators: pd.DataFrame
-    issues: list[iss.Issue]
+    issues: IssueLog
     files: int = 0                 # input files found
     timings: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, list[Path]] = field(default_factory=dict)
 
     @property
     def has_errors(self) -> bool:
-        return any(i.severity == iss.SEVERITY_ERROR for i in self.issues)
+        return self.issues.counts[iss.SEVERITY_ERROR] > 0
 
 
 def load_dataset(input_dir: Path, executor: Executor | None = None, cache_dir: Path | None = None,
@@ -398,6 +400,7 @@ class BatchJob:
     when: datetime
     index: int = 0                # the batch's place in the run: names its part of each 评分明细.csv
     write: bool = True            # False: evaluate only (`check`)
+    spool: str = ""               # the folder of the run's IssueLog: the batch's issues are written there
 
 
 def run_batch(job: BatchJob) -> dict:
@@ -421,18 +424,19 @@ def run_batch(job: BatchJob) -> dict:
     t3 = time.perf_counter()
     budget = ev.indicators["计算方法"].isin(summary.BUDGET_METHODS)  # all the 汇总 needs of the indicators
     indicators = ev.indicators.loc[budget, [*UNIT_KEY, "计算方法", "分子", "分母"]].reset_index(drop=True)
-    return {"units": ev.units, "totals": ev.totals, "losses": ev.losses, "indicators": indicators,
-            "csv_parts": csv_parts,
-            "issues": ev.issues, "new_units": new_units, "written": written, "unchanged": unchanged,
-            "dirty": dirty, "timings": {"read": t1 - t0, "compute": t2 - t1, "write": t3 - t2}}
+    return {"units": ev.units[[*UNIT_KEY, "单位名称"]], "totals": ev.totals, "losses": ev.losses,
+            "indicators": indicators, "csv_parts": csv_parts, "issues": spool_batch(job.spool, job.index, ev.issues),
+            "new_units": new_units, "written": written, "unchanged": unchanged, "dirty": dirty,
+            "timings": {"read": t1 - t0, "compute": t2 - t1, "write": t3 - t2}}
 
 
 def check_input(input_dir: Path, framework: Framework, *, executor: Executor | None = None,
                 progress: bool = False) -> RunResult:
     """`python -m pipeline check`: every unit evaluated in batches like `run` (same memory bound), nothing written;
-    the staged-file cache lives in a temporary folder."""
+    the staged-file cache lives in a temporary folder, the issues in the system's temporary folder."""
     with tempfile.TemporaryDirectory(prefix="pipeline-check-") as tmp:
-        return run_streaming(input_dir, framework, Path(tmp), executor=executor, progress=progress, write=False)
+        return run_streaming(input_dir, framework, Path(tmp), executor=executor, progress=progress, write=False,
+                             spool_parent=Path(tempfile.gettempdir()))
 
 
 def _parts_dir(cache_dir) -> Path:
@@ -441,17 +445,21 @@ def _parts_dir(cache_dir) -> Path:
 
 def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, executor: Executor | None = None,
                   force: bool = False, progress: bool = False, batch_size: int | None = None,
-                  write: bool = True) -> RunResult:
+                  write: bool = True, spool_parent: Path | None = None) -> RunResult:
     """`python -m pipeline run`: every unit of input_dir scored and written in batches (see the module doc); the
     main process keeps a few rows per unit. With write=False (`check_input`) nothing but the staged-file cache is
     written and no manifest is read. Timings: "read" is the file map's wall time; the unit map's wall time
     is split into read / compute / write in proportion to the workers' time in each, and the per-year files and
-    manifest count as write."""
+    manifest count as write. The issues are spooled under `spool_parent` (default: the cache folder, where the
+    spools of an interrupted run are removed first)."""
     t0 = time.perf_counter()
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     executor = executor or Executor()
     cache_dir = output_dir / CACHE_DIR
     shutil.rmtree(_parts_dir(cache_dir), ignore_errors=True)  # parts of an interrupted run
+    if spool_parent is None:
+        spool_parent = cache_dir
+        remove_stale(spool_parent)
     paths = discover(input_dir)
     keys: set[str] = set()
     by_code: dict[str, list] = {}
@@ -473,6 +481,7 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     old = {} if force or not write else read_state(output_dir)
     old_units = old.get("units", {})
     when = run_time()
+    log = IssueLog.create(spool_parent, found)
     # At least one batch: files of no unit are reported by it, and an empty input still gets well-formed tables.
     batches = batch_units(sorted(by_code), executor.workers, batch_size) or [[]]
     jobs = []
@@ -480,7 +489,8 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
         files = [f for c in codes for f in by_code[c]] + (loose if b == 0 else [])
         wanted = set(codes)
         mine = {uid: e for uid, e in old_units.items() if uid.split("/", 1)[1] in wanted}
-        jobs.append(BatchJob(files, str(cache_dir), str(input_dir), str(output_dir), framework, mine, when, b, write))
+        jobs.append(BatchJob(files, str(cache_dir), str(input_dir), str(output_dir), framework, mine, when, b, write,
+                             str(log.folder)))
     parts: list = [None] * len(jobs)
     spent = {"read": 0.0, "compute": 0.0, "write": 0.0}
     bar = progress_bar(len(by_code), "评价", "单位", progress)
@@ -495,9 +505,10 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     t2 = time.perf_counter()
 
     cat = lambda name: pd.concat([p[name] for p in parts], ignore_index=True)  # noqa: E731
+    for part in parts:  # in batch order: the order of the 数据问题 sheet (spool.IssueLog.chunks)
+        log.add(part["issues"])
     result = RunResult(units=cat("units"), totals=cat("totals"), losses=cat("losses"),
-                       indicators=cat("indicators"), issues=found + [i for p in parts for i in p["issues"]],
-                       files=len(paths))
+                       indicators=cat("indicators"), issues=log, files=len(paths))
     result.outputs = {"written": [], "unchanged": [], "removed": []}
     if write:
         new_units = {uid: e for p in parts for uid, e in p["new_units"].items()}

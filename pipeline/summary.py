@@ -22,6 +22,7 @@ Rounding: scores 2 decimals, amounts 2 decimals, rates 4 decimals (a fraction sh
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,7 @@ import pandas as pd
 from .atomic import atomic_output
 from .issues import issues_frame
 from .numbers import excel_round
+from .spool import sheet_chunks
 
 SUMMARY_FILE = "汇总.xlsx"
 TARGET_METHOD = "绩效目标"
@@ -192,21 +194,24 @@ def budget_totals(units: pd.DataFrame, indicators: pd.DataFrame) -> pd.DataFrame
 ISSUE_COLUMNS = ["单位编码", "单位名称", "严重程度", "文件", "工作表", "单元格", "问题", "原值", "代码"]
 
 
-def issues_table(issues: list, units: pd.DataFrame, year: int) -> pd.DataFrame:
+def issues_tables(issues, units: pd.DataFrame, year: int) -> Iterator[pd.DataFrame]:
     """All issues of the year's units (errors first), plus those of files that belong to no unit (unreadable or
-    without 单位编码/财年): they are shown in every year's summary, since their year is unknown."""
-    mine = [i for i in issues if i.year == year or (not i.unit and i.year is None)]
-    frame = issues_frame(mine)
+    without 单位编码/财年): they are shown in every year's summary, since their year is unknown. `issues`: a list or
+    a run's spool.IssueLog; the rows come a chunk at a time, in order (a province's issues are never all in
+    memory)."""
     names = dict(zip(units["单位编码"], units["单位名称"]))
-    frame["单位名称"] = [names.get(c) if c else None for c in frame["单位编码"]]
-    frame["单位编码"] = [c or None for c in frame["单位编码"]]
-    return frame[ISSUE_COLUMNS].reset_index(drop=True)
+    for chunk in sheet_chunks(issues, lambda i: i.year == year or (not i.unit and i.year is None)):
+        frame = issues_frame(chunk)
+        frame["单位名称"] = [names.get(c) if c else None for c in frame["单位编码"]]
+        frame["单位编码"] = [c or None for c in frame["单位编码"]]
+        yield frame[ISSUE_COLUMNS].reset_index(drop=True)
 
 
-def summary_tables(ev, year: int, framework=None) -> dict[str, pd.DataFrame]:
+def summary_tables(ev, year: int, framework=None) -> dict:
     """The tables of one fiscal year's 汇总.xlsx (see the module doc) from `ev`: an Evaluation or a RunResult
     (attributes units, totals, losses, indicators, issues). `framework` (optional) gives the grade order
-    and the names of the 绩效目标 rules."""
+    and the names of the 绩效目标 rules. Each is a DataFrame but "数据问题": an iterator of DataFrames, the rows in
+    order a chunk at a time (issues_tables), read once."""
     year = int(year)
     of_year = lambda df: df[df["财年"] == year].reset_index(drop=True)  # noqa: E731
     units = of_year(ev.units)
@@ -222,7 +227,7 @@ def summary_tables(ev, year: int, framework=None) -> dict[str, pd.DataFrame]:
         "分数分布": score_distribution(rank),
         "失分指标": lost_points(of_year(ev.losses), rule_names),
         "预算执行": budget_totals(units, of_year(ev.indicators)),
-        "数据问题": issues_table(ev.issues, units, year),
+        "数据问题": issues_tables(ev.issues, units, year),
     }
 
 
@@ -302,7 +307,7 @@ def write_summary(tables: dict[str, pd.DataFrame], path: Path, year: int) -> Pat
 
     path = Path(path)
     with atomic_output(path) as tmp:
-        book = Book(tmp, f"{year}年度部门整体支出绩效评价汇总")
+        book = Book(tmp, f"{year}年度部门整体支出绩效评价汇总", constant_memory=True)
         _ranking_sheet(book, tables, year)
         _distribution_sheet(book, tables)
         _plain_sheet(book, "失分指标", f"{year}年度失分最多的指标（分）", tables["失分指标"], "number")
@@ -378,16 +383,20 @@ def _row(book, ws, row: int, columns: list[tuple[str, str]], record: dict, forma
 SEVERITY_FORMATS = {"错误": "error", "警告": "warning"}
 
 
-def _issues_sheet(book, df: pd.DataFrame) -> None:
+def _issues_sheet(book, frames: Iterable[pd.DataFrame]) -> None:
+    """The 数据问题 sheet from issues_tables' chunks, written as they come."""
     ws = book.sheet("数据问题", header_rows=0)
-    rows, columns = _records(df), _columns(df)
+    columns = [(c, FORMATS.get(c, "text")) for c in ISSUE_COLUMNS]
     book.table(ws, 0, columns, [])  # the header
-    severity = list(df.columns).index("严重程度")
-    for i, r in enumerate(rows, start=1):
-        _row(book, ws, i, columns, r, {severity: SEVERITY_FORMATS.get(r["严重程度"], columns[severity][1])})
-    if not rows:
+    severity = ISSUE_COLUMNS.index("严重程度")
+    n = 0
+    for df in frames:
+        for r in _records(df):
+            n += 1
+            _row(book, ws, n, columns, r, {severity: SEVERITY_FORMATS.get(r["严重程度"], columns[severity][1])})
+    if not n:
         ws.write_string(1, 0, "未发现数据问题", book.fmt["text"])
     ws.freeze_panes(1, 0)
-    if rows:
-        ws.autofilter(0, 0, len(rows), len(df.columns) - 1)
+    if n:
+        ws.autofilter(0, 0, n, len(columns) - 1)
     book.widths[ws.name][6] = 70

@@ -122,7 +122,8 @@ def test_budget_totals_and_overall_rates(ev):
 
 
 def test_issues_of_the_year_with_unit_names(ev):
-    iss = summary.summary_tables(ev, 2023)["数据问题"]  # errors first; the file of no unit shown in every year
+    iss = pd.concat(list(summary.summary_tables(ev, 2023)["数据问题"]), ignore_index=True)  # errors first; the
+    # file of no unit shown in every year
     assert iss["问题"].tolist() == ["读不出的文件", "U1 的问题"]
     assert iss.loc[1, ["单位编码", "单位名称"]].tolist() == ["U1", "一局"]
     assert iss.loc[0, ["单位编码", "单位名称"]].isna().all()
