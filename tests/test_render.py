@@ -1,20 +1,24 @@
 """render's fast paths change nothing: cells stored directly and `<sheetData>` written by `_Sheet` give exactly the
-bytes of xlsxwriter's own methods; the workbook's totals and group sums are the shared numbers.group_sum; a written
-workbook leaves no reference cycle and the garbage collector is left as it was."""
+parts of xlsxwriter's own methods (names in order, entry times, contents; the fast path deflates them with
+pipeline.ziparchive, so only the compressed bytes differ); the workbook's totals and group sums are the shared
+numbers.group_sum; what the workbook and the Word report share is computed once per unit; a written workbook leaves
+no reference cycle and the garbage collector is left as it was."""
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import io
 import math
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import render
+from pipeline import render, ziparchive
 from pipeline.framework import default_framework_path, load_framework
 from pipeline.issues import Issue, issues_frame
 from pipeline.numbers import group_sum
@@ -32,8 +36,16 @@ def framework():
     return fw
 
 
+def parts(data: bytes | Path) -> list[tuple[str, tuple, bytes]]:
+    """A workbook's zip entries in order: name, time and uncompressed content. The fast path zips them with ISA-L's
+    deflate (pipeline.ziparchive), the stock path with zipfile: the compressed bytes differ, nothing else."""
+    with zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data) as z:
+        assert z.testzip() is None
+        return [(i.filename, i.date_time, z.read(i)) for i in z.infolist()]
+
+
 def workbooks(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(repr(parts(p)).encode()).hexdigest()
             for p in sorted(folder.rglob("*.xlsx"))}
 
 
@@ -105,7 +117,19 @@ def _odd_book(path: Path, fast: bool, monkeypatch) -> None:
 def test_fast_and_stock_paths_agree_on_odd_values(tmp_path, monkeypatch):
     _odd_book(tmp_path / "fast.xlsx", True, monkeypatch)
     _odd_book(tmp_path / "stock.xlsx", False, monkeypatch)
-    assert (tmp_path / "fast.xlsx").read_bytes() == (tmp_path / "stock.xlsx").read_bytes()
+    assert parts(tmp_path / "fast.xlsx") == parts(tmp_path / "stock.xlsx")
+
+
+def test_a_workbook_too_large_for_ziparchive_is_zipped_by_zipfile(tmp_path, monkeypatch):
+    _odd_book(tmp_path / "fast.xlsx", True, monkeypatch)
+    monkeypatch.setattr(ziparchive, "LIMIT", 1000)  # any part over 1,000 bytes: ZIP64 would be needed
+    _odd_book(tmp_path / "zipfile.xlsx", True, monkeypatch)
+    assert parts(tmp_path / "zipfile.xlsx") == parts(tmp_path / "fast.xlsx")
+    stock = io.BytesIO()
+    with zipfile.ZipFile(stock, "w", zipfile.ZIP_DEFLATED) as z:  # as xlsxwriter zips parts from memory
+        for name, date_time, content in parts(tmp_path / "fast.xlsx"):
+            z.writestr(zipfile.ZipInfo(name, date_time), content, zipfile.ZIP_DEFLATED)
+    assert (tmp_path / "zipfile.xlsx").read_bytes() == stock.getvalue()
 
 
 def test_infinity_is_refused_on_both_paths(tmp_path):
@@ -163,6 +187,32 @@ def test_issue_columns_are_the_issues_frame_in_order():
         frame = issues_frame(issues)
         expected = {name: frame[name].tolist() for name, _ in render.ISSUE_SHEET_COLUMNS}
         assert render._issue_columns(issues) == expected
+
+
+@pytest.mark.parametrize("source", [EXAMPLE, DEFECTS], ids=["example", "defects"])
+def test_the_report_takes_what_the_workbook_computed(tmp_path, monkeypatch, framework, source):
+    """The Word report's figures shared with the workbook (column lists, sums, score groups) are the ones computed
+    for the workbook, read only: the same context as computed afresh, and nothing recomputed."""
+    from pipeline import report as word, run
+
+    reports = []
+    monkeypatch.setattr(run, "render_unit_workbook",
+                        lambda report, path: reports.append(report) or render.render_unit_workbook(report, path))
+    write_outputs(evaluate(source, framework), framework, tmp_path / "run", force=True)
+    for report in reports:
+        fresh = word.report_context(report)  # after the workbook: from what it computed
+        assert {("columns", "details"), ("columns", "budget_lines"), ("columns", "sangong"), ("columns", "targets"),
+                "level1", "indicators by name", "categories"} <= set(report.derived)
+        assert "执行率" not in report.derived["columns", "budget_lines"]  # the sheet's added column is its own
+        derived = dict(report.derived)
+        report.derived.clear()
+        assert word.report_context(report) == fresh  # computed afresh: the same
+        report.derived.update(derived)
+        monkeypatch.setattr(render, "_columns", None)  # nothing is converted or summed again
+        monkeypatch.setattr(render, "_sums_by", None)
+        monkeypatch.setattr(render, "_totals", None)
+        assert word.report_context(report) == fresh
+        monkeypatch.undo()
 
 
 def test_a_written_workbook_leaves_no_reference_cycle(tmp_path):

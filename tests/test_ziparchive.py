@@ -1,0 +1,96 @@
+"""pipeline.ziparchive: the archive reads back with zipfile (names in order, contents, CRCs, times, UTF-8 names),
+entries compressed beforehand are taken as they are, the bytes are deterministic, and an archive that would need
+ZIP64 is refused."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+import zlib
+
+import pytest
+
+from pipeline import ziparchive
+from pipeline.ziparchive import Deflated, ZipLimitError, deflated, zip_archive
+
+ENTRIES = [
+    ("[Content_Types].xml", b'<?xml version="1.0"?><Types>' + b"<Default/>" * 200 + b"</Types>"),
+    ("xl/worksheets/sheet1.xml", "<c>预算执行率 90.63%</c>".encode() * 500),
+    ("empty.txt", b""),
+    ("docs/评分明细.xml", "非 ASCII 的名称".encode()),
+    ("random.bin", os.urandom(5000)),  # incompressible
+]
+
+
+def read_back(data: bytes) -> list[tuple[zipfile.ZipInfo, bytes]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert z.testzip() is None  # every entry's CRC-32 checked
+        return [(i, z.read(i)) for i in z.infolist()]
+
+
+def test_entries_read_back_in_order():
+    got = read_back(zip_archive(ENTRIES, (2000, 1, 1, 0, 0, 0)))
+    assert [(i.filename, content) for i, content in got] == ENTRIES
+    for info, content in got:
+        assert info.compress_type == zipfile.ZIP_DEFLATED and info.date_time == (2000, 1, 1, 0, 0, 0)
+        assert info.CRC == zlib.crc32(content) and info.file_size == len(content)
+        assert info.flag_bits & 0x800 == (0 if info.filename.isascii() else 0x800)  # UTF-8 names flagged
+        assert info.extra == b"" and info.comment == b""
+
+
+def test_default_time_is_xlsxwriters():
+    [(info, _)] = read_back(zip_archive([("a", b"x")]))
+    assert info.date_time == (1980, 1, 1, 0, 0, 0)
+
+
+def test_entries_compressed_beforehand_are_taken_as_they_are():
+    fixed = [deflated(name, data) for name, data in ENTRIES[:2]]
+    small = deflated("small.xml", ENTRIES[1][1], level=9)  # the stdlib zlib, for parts compressed once
+    assert small.data == zlib.compress(ENTRIES[1][1], 9, -15) and len(small.data) < len(fixed[1].data)
+    data = zip_archive([fixed[0], ENTRIES[2], small, fixed[1]])
+    assert [(i.filename, c) for i, c in read_back(data)] == \
+        [ENTRIES[0], ENTRIES[2], ("small.xml", ENTRIES[1][1]), ENTRIES[1]]
+    assert small.data in data and fixed[1].data in data
+    assert zip_archive([fixed[0]]) == zip_archive([ENTRIES[0]])  # the same entry as deflated here
+
+
+def test_deterministic():
+    assert zip_archive(ENTRIES) == zip_archive(list(ENTRIES))
+    assert zip_archive([]) == b"PK\x05\x06" + bytes(18)  # an empty archive: the end record alone
+    assert read_back(zip_archive([])) == []
+
+
+def test_without_isal_the_stdlib_zlib_deflates(monkeypatch):
+    monkeypatch.setattr(ziparchive, "_deflate_lib", zlib)
+    monkeypatch.setattr(ziparchive, "LEVEL", zlib.Z_DEFAULT_COMPRESSION)
+    entry = deflated(*ENTRIES[1])
+    assert entry.data == zlib.compress(ENTRIES[1][1], zlib.Z_DEFAULT_COMPRESSION, -15)
+    assert [(i.filename, c) for i, c in read_back(zip_archive(ENTRIES))] == ENTRIES
+
+
+@pytest.mark.parametrize("entries", [
+    [("a", b"x" * 100)],                         # an entry's size
+    [Deflated("a", 0, 10, b"z" * 100)],          # its compressed size
+    [(k, b"x" * 50) for k in "abcd"],            # the offset of the fourth entry (each takes ~35 bytes)
+    [(k, b"x" * 50) for k in "abc"],             # the offset of the central directory
+], ids=["size", "compressed", "offset", "directory"])
+def test_too_large_for_a_zip_without_zip64_is_refused(monkeypatch, entries):
+    monkeypatch.setattr(ziparchive, "LIMIT", 100)
+    zip_archive(entries[:2] if len(entries) > 1 else [("a", b"x" * 99)])  # below the limit: fine
+    with pytest.raises(ZipLimitError):
+        zip_archive(entries)
+
+
+def test_too_many_entries_are_refused(monkeypatch):
+    monkeypatch.setattr(ziparchive, "ENTRY_LIMIT", 3)
+    zip_archive([(str(k), b"") for k in range(2)])
+    with pytest.raises(ZipLimitError):
+        zip_archive([(str(k), b"") for k in range(3)])
+
+
+def test_a_deflated_entry_is_its_name_crc_size_and_data():
+    entry = deflated("a.xml", b"abc" * 100)
+    assert isinstance(entry, Deflated)
+    assert (entry.name, entry.crc, entry.size) == ("a.xml", zlib.crc32(b"abc" * 100), 300)
+    assert zlib.decompress(entry.data, -15) == b"abc" * 100
