@@ -225,7 +225,7 @@ def _duplicate_stat_items(key: Key, files: dict[str, list[StagedFile]]) -> list[
     issues = []
     for sf in files.get(WORK_STATISTICS.type, []):
         table = sf.tables.get("工作统计")
-        for item, row in zip(table["统计项"], table["_row"]):
+        for item, row in zip(table["统计项"].tolist(), table["_row"].tolist()):
             if not item:
                 continue
             norm = "".join(unicodedata.normalize("NFKC", item).split())
@@ -279,9 +279,8 @@ def _units_table(chosen: dict[Key, dict[str, list[StagedFile]]]) -> pd.DataFrame
     say (单位名称) and blanks elsewhere."""
     rows = [_unit_row(key, files) for key, files in chosen.items()]
     df = pd.DataFrame(rows, columns=UNIT_COLUMNS)
-    for f in UNIT_INFO_FIELDS + OTHER_FIELDS:
-        df[f.name] = df[f.name].astype("float64" if f.kind in NUMERIC_KINDS else object)
-    return df.astype({"单位编码": object, "财年": "int64", "_budget_file": object, "_targets_file": object,
+    dtypes = {f.name: "float64" if f.kind in NUMERIC_KINDS else object for f in UNIT_INFO_FIELDS + OTHER_FIELDS}
+    return df.astype({**dtypes, "单位编码": object, "财年": "int64", "_budget_file": object, "_targets_file": object,
                       "_work_stat_files": "int64"})
 
 
@@ -311,8 +310,7 @@ def _files_table(staged: list[StagedFile], used: set[str]) -> pd.DataFrame:
                      "模板版本": sf.template_version, "填报科室": ui.get("填报科室"), "sha256": sf.sha256,
                      "_used": sf.rel in used})
     df = pd.DataFrame(rows, columns=FILE_COLUMNS)
-    return df.astype({c: object for c in FILE_COLUMNS if c not in ("财年", "_used")}) \
-        .astype({"财年": "Int64", "_used": bool})
+    return df.astype({**{c: object for c in FILE_COLUMNS if c not in ("财年", "_used")}, "财年": "Int64", "_used": bool})
 
 
 def _cells(staged: list[StagedFile]) -> dict[tuple[str, str], dict[str, str]]:

@@ -18,6 +18,7 @@ from .numbers import (
     group_mean,
     group_sum,
     is_blank,
+    records,
 )
 from .spec import CONCLUSIONS, MONTHS, UNIT_KEY
 from .staging import COMPARATOR_PREFIXES
@@ -157,7 +158,7 @@ def resolve_targets(targets: pd.DataFrame, stats: pd.DataFrame, cell) -> tuple[p
     for code, year, name, value in zip(*(keyed[c].tolist() for c in (*UNIT_KEY, "统计项", "年度值"))):
         values.setdefault((code, year), {})[name] = value
     rows, found = [], []
-    for row in targets.to_dict("records"):
+    for row in records(targets):
         resolved, problems = _resolve_one(row, values.get((row["单位编码"], row["财年"]), {}), cell)
         rows.append(resolved)
         found.extend(problems)

@@ -58,7 +58,12 @@ def cell_ref(row: int, col: int) -> str:
 
 def is_blank(v) -> bool:
     """None, NaN, pandas' NA and whitespace-only text are blank; 0 is not."""
-    if v is None or type(v).__name__ in ("NAType", "NaTType"):
+    cls = v.__class__
+    if cls is str:  # the common cases first (called for every cell of some tables)
+        return not v.strip()
+    if cls is float:
+        return math.isnan(v)
+    if v is None or cls.__name__ in ("NAType", "NaTType"):
         return True
     return (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
 
@@ -99,9 +104,43 @@ def group_ids(keys: list[np.ndarray], dropna: bool = True) -> tuple[np.ndarray, 
     return ids, len(uniques)
 
 
+# Up to this many values _kahan_sums always takes the Python loop (numpy's fixed cost per call, counted in values).
+_PYTHON_MIN = 150
+
+
 def _kahan_sums(values: np.ndarray, ids: np.ndarray, n: int, reset_nan_only: bool):
-    """pandas' Cython kernels (its path for unsorted rows or NaN): per group, Kahan-compensated sum of the non-NaN values in row order (vectorised over
-    groups: step k adds every group's k-th value). group_sum resets an infinite compensation, group_mean only NaN."""
+    """pandas' Cython kernels (its path for unsorted rows or NaN): per group, Kahan-compensated sum of the non-NaN
+    values in row order, and the number of values summed. group_sum resets an infinite compensation, group_mean only
+    NaN. Two implementations doing the same IEEE operations in the same order, hence the same bits
+    (tests/test_numbers.py): a plain-Python loop, about 0.4 µs per value, and a loop vectorised over the groups,
+    about 60 µs per call plus 12 µs per value of the largest group. The Python loop wins on the small per-unit
+    tables that render and report sum and on a few large groups; numpy on many small groups (a whole batch)."""
+    if len(values) > _PYTHON_MIN:
+        largest = int(np.bincount(ids[ids >= 0], minlength=1).max())
+        if len(values) >= _PYTHON_MIN + 30 * largest:  # 0.4 µs × values ≥ 60 µs + 12 µs × largest: numpy is cheaper
+            return _kahan_sums_numpy(values, ids, n, reset_nan_only)
+    return _kahan_sums_python(values, ids, n, reset_nan_only)
+
+
+def _kahan_sums_python(values: np.ndarray, ids: np.ndarray, n: int, reset_nan_only: bool):
+    """_kahan_sums one value at a time, with Python floats (C doubles, the operations of the numpy loop)."""
+    total, comp, nobs = [0.0] * n, [0.0] * n, [0] * n
+    for g, v in zip(ids.tolist(), values.tolist()):
+        if g < 0 or math.isnan(v):  # a row of no group, a blank value
+            continue
+        y = v - comp[g]
+        t = total[g] + y
+        c = t - total[g] - y
+        if math.isnan(c) if reset_nan_only else not math.isfinite(c):
+            c = 0.0
+        comp[g] = c
+        total[g] = t
+        nobs[g] += 1
+    return np.array(total, dtype=np.float64), np.array(nobs, dtype=np.int64)
+
+
+def _kahan_sums_numpy(values: np.ndarray, ids: np.ndarray, n: int, reset_nan_only: bool):
+    """_kahan_sums vectorised over groups: step k adds every group's k-th value."""
     keep = (ids >= 0) & ~np.isnan(values)
     group, value = ids[keep], values[keep]
     order = np.argsort(group, kind="stable")

@@ -44,6 +44,11 @@ STAT_CARRY = ("统计项", "业务条线", "计量单位", "汇总方式")
 # --- the sidecar ---------------------------------------------------------------------------------------------------
 
 
+def _missing(v) -> bool:
+    """None, NaN or pandas' NA (a missing key of a group-by)."""
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+
+
 def _plain(v):
     """A JSON-safe value: NaN/NA → None, numpy scalars → Python, dates → ISO text."""
     if v is None or v is pd.NA or v is pd.NaT:
@@ -60,7 +65,7 @@ def _plain(v):
 def _plain_column(s: pd.Series) -> list:
     """_plain of every value of a column, column-wise (a sidecar is written for every unit of a run)."""
     values = s.tolist()  # Python scalars for numeric dtypes
-    if s.dtype.kind in "iub":
+    if s.dtype.kind in "iub" and not s.hasnans:  # (a nullable integer column's NA goes through _plain)
         return values
     if s.dtype.kind == "f":
         return [None if v != v or v in (math.inf, -math.inf) else v for v in values]
@@ -69,8 +74,8 @@ def _plain_column(s: pd.Series) -> list:
 
 class _Index:
     """Per table (of one evaluation), found once: the row positions of every unit key (a group-by; a mask per unit
-    would be quadratic in the number of units) and every column as plain JSON-ready values (a unit's rows are then
-    taken by position, not sliced out of the DataFrame for every unit)."""
+    would be quadratic in the number of units), every column as plain JSON-ready values and the JSON text of every
+    row (a unit's rows are then taken by position, not sliced out of the DataFrame for every unit)."""
 
     def __init__(self):
         self.cache: dict = {}
@@ -81,14 +86,13 @@ class _Index:
             return []
         groups = self.cache.get(("groups", id(df)))
         if groups is None:
-            groups = self.cache[("groups", id(df))] = {
-                (str(k[0]), int(k[1])): idx for k, idx in df.groupby(["单位编码", "财年"], sort=False).indices.items()}
+            # a loop rather than groupby(...).indices: pandas' group-by costs over a millisecond a call whatever the
+            # size, more than this loop on every table but the largest
+            groups = self.cache[("groups", id(df))] = {}
+            for i, (c, y) in enumerate(zip(df["单位编码"].tolist(), df["财年"].tolist())):
+                if not (_missing(c) or _missing(y)):  # as groupby, which leaves out missing keys
+                    groups.setdefault((str(c), int(y)), []).append(i)
         return groups.get((str(code), int(year)), [])
-
-    def rows(self, df: pd.DataFrame | None, code: str, year: int) -> pd.DataFrame | None:
-        if df is None or df.empty:
-            return df
-        return df.iloc[self.positions(df, code, year)]
 
     def plain(self, df: pd.DataFrame, name: str) -> list:
         key = ("plain", id(df), name)
@@ -96,26 +100,104 @@ class _Index:
             self.cache[key] = _plain_column(df[name])
         return self.cache[key]
 
+    def json_rows(self, df: pd.DataFrame, names: list[str], extra: dict[str, list] | None = None) -> list[str]:
+        """The JSON text of every row of df as a dict of plain values: the columns `names`, then the `extra`
+        columns (lists aligned with df); built once per table, column by column."""
+        key = ("json", id(df), tuple(names), tuple(extra or {}))
+        if key not in self.cache:
+            columns = {name: _json_column(df[name]) for name in names}
+            # a repeated name keeps its place and takes the later values, as in a dict
+            columns.update({name: list(map(_json_value, values)) for name, values in (extra or {}).items()})
+            self.cache[key] = _json_rows(columns, len(df))
+        return self.cache[key]
+
+
+# --- JSON text as json.dumps(..., ensure_ascii=False, allow_nan=False) writes it, built from pieces ---------------
+# A sidecar is written for every unit of a run; json.dumps of a whole record cost about a millisecond per unit
+# (mostly encoding the same column names and figures over and over). The pieces below are encoded once per table
+# and joined per unit; tests/test_rollover.py checks the result against json.dumps of the record, byte for byte.
+
+_encode_str = json.encoder.encode_basestring  # the string encoder json.dumps uses with ensure_ascii=False
+
+
+def _json_value(v) -> str:
+    """json.dumps(v, ensure_ascii=False, allow_nan=False) of a plain value (floats are finite: NaN and inf are
+    None by then); str, float, int and None directly, anything else through json.dumps."""
+    cls = v.__class__
+    if cls is str:
+        return _encode_str(v)
+    if cls is float:
+        return float.__repr__(v)
+    if v is None:
+        return "null"
+    if cls is int:
+        return int.__repr__(v)
+    return json.dumps(v, ensure_ascii=False, allow_nan=False)
+
+
+def _json_object(items: list[tuple[str, str]]) -> str:
+    """A JSON object from (key, JSON text of the value) pairs, in order."""
+    return "{" + ", ".join(f"{_encode_str(k)}: {text}" for k, text in items) + "}"
+
+
+def _json_array(texts: list[str]) -> str:
+    """A JSON array from the JSON texts of its items."""
+    return "[" + ", ".join(texts) + "]"
+
+
+def _json_column(s: pd.Series) -> list[str]:
+    """_json_value(_plain(v)) of every value of a column, column-wise (floats and text directly)."""
+    values = s.tolist()  # Python scalars for numeric dtypes
+    if s.dtype.kind == "f":
+        return _json_floats(values)
+    return [_encode_str(v) if v.__class__ is str else "null" if v is None else _json_value(_plain(v)) for v in values]
+
+
+def _json_floats(values: list[float]) -> list[str]:
+    """The JSON text of each float: its repr, null for NaN and ±inf. Figures repeat (months, amounts) and a float's
+    repr costs far more than a dict look-up, so each distinct value is formatted once; not zeros, as 0.0 and -0.0
+    are one key of a dict but two texts."""
+    texts: dict[float, str] = {}
+    out = []
+    for v in values:
+        text = texts.get(v)
+        if text is None:
+            text = float.__repr__(v) if math.isfinite(v) else "null"
+            if v:
+                texts[v] = text
+        out.append(text)
+    return out
+
+
+def _json_rows(columns: dict[str, list[str]], n: int) -> list[str]:
+    """The JSON object text of each of n rows of some columns of JSON texts (name → texts, n each)."""
+    if not columns:
+        return ["{}"] * n
+    template = "{" + ", ".join(_encode_str(name).replace("%", "%%") + ": %s" for name in columns) + "}"
+    return [template % row for row in zip(*columns.values())]
+
 
 def _unit_rows(index: _Index, df: pd.DataFrame | None, code: str, year: int, names: list[str] | None = None,
-               extra: dict[str, list] | None = None) -> list[dict]:
-    """The unit's rows of df as dicts of plain values: the columns `names` (default: all but the unit key and the
-    technical `_` columns), then the `extra` columns (lists aligned with df)."""
+               extra: dict[str, list] | None = None) -> list[str]:
+    """The JSON texts of the unit's rows of df as dicts of plain values: the columns `names` (default: all but the
+    unit key and the technical `_` columns), then the `extra` columns (lists aligned with df)."""
     positions = index.positions(df, code, year)
     if not len(positions):
         return []
     if names is None:
         names = [c for c in df.columns if c not in ("单位编码", "财年") and not str(c).startswith("_")]
-    columns = [index.plain(df, c) for c in names] + list((extra or {}).values())
-    names = list(names) + list(extra or {})
-    return [dict(zip(names, [column[i] for column in columns])) for i in positions]
+    texts = index.json_rows(df, names, extra)
+    return [texts[i] for i in positions]
 
 
-def unit_record(ds, code: str, year: int, totals: pd.DataFrame | None = None,
-                indicators: pd.DataFrame | None = None, index: _Index | None = None) -> dict:
-    """One unit's data as a JSON-ready dict: its `units` row, staged budget lines, 三公经费, targets (指标值 as typed),
-    work statistics (with the 填报科室 of their file) and, when scored, its total and indicators. `index` (shared
-    over calls on the same tables) makes many calls linear."""
+def unit_text(ds, code: str, year: int, totals: pd.DataFrame | None = None,
+              indicators: pd.DataFrame | None = None, index: _Index | None = None) -> str:
+    """One unit's data as one line of JSON (the sidecar's text, without its newline): its `units` row, staged
+    budget lines, 三公经费, targets (指标值 as typed), work statistics (with the 填报科室 of their file) and, when
+    scored, its total and indicators. Values are plain (NaN/NA → null, numpy scalars → Python, dates → ISO text).
+    Built from pieces encoded once per table, it is the text json.dumps(record, ensure_ascii=False,
+    allow_nan=False) gives for the record as a dict (tests/test_rollover.py builds that dict cell by cell and
+    compares). `index` (shared over calls on the same tables) makes many calls linear."""
     index = index if index is not None else _Index()
     rows = lambda df, **kw: _unit_rows(index, df, code, year, **kw)  # noqa: E731
     sections = None
@@ -125,40 +207,41 @@ def unit_record(ds, code: str, year: int, totals: pd.DataFrame | None = None,
             of_file = dict(zip(ds.files["文件"], ds.files["填报科室"]))
             sections = index.cache["sections"] = [_plain(of_file.get(f)) for f in ds.work_stats["_file"]]
     unit = rows(ds.units)
-    record = {
-        "格式": DATA_FORMAT, "版本": DATA_VERSION, "单位编码": code, "财年": int(year),
-        "unit": unit[0] if unit else {"单位编码": code},
-        "budget_lines": rows(ds.budget_lines),
-        "sangong": rows(ds.sangong),
-        "targets": rows(ds.targets),
-        "work_stats": rows(ds.work_stats, extra={"填报科室": sections}) if sections is not None else [],
-    }
-    t = index.rows(totals, code, year) if totals is not None else None
-    if t is not None and len(t):
-        row = {k: _plain(v) for k, v in t.iloc[0].to_dict().items() if k not in ("单位编码", "财年")}
-        row["_level1"] = [c for c in t.columns if c not in ("单位编码", "财年", "总分", "等级")
-                          and not str(c).startswith("_")]
-        record["totals"] = row
+    record = [
+        ("格式", _json_value(DATA_FORMAT)), ("版本", _json_value(DATA_VERSION)), ("单位编码", _json_value(code)),
+        ("财年", _json_value(int(year))),
+        ("unit", unit[0] if unit else _json_object([("单位编码", _json_value(code))])),
+        ("budget_lines", _json_array(rows(ds.budget_lines))),
+        ("sangong", _json_array(rows(ds.sangong))),
+        ("targets", _json_array(rows(ds.targets))),
+        ("work_stats", _json_array(rows(ds.work_stats, extra={"填报科室": sections}) if sections is not None else [])),
+    ]
+    at = index.positions(totals, code, year) if totals is not None else []
+    if len(at):
+        row = {k: _json_value(index.plain(totals, k)[at[0]]) for k in totals.columns if k not in ("单位编码", "财年")}
+        level1 = [c for c in totals.columns if c not in ("单位编码", "财年", "总分", "等级") and not str(c).startswith("_")]
+        row["_level1"] = _json_array([_json_value(c) for c in level1])
+        record.append(("totals", _json_object(list(row.items()))))
     if indicators is not None:
         found = rows(indicators, names=["计算方法", "值", "分子", "分母", "状态"])
         if found:
-            record["indicators"] = found
-    return record
+            record.append(("indicators", _json_array(found)))
+    return _json_object(record)
 
 
-def record_text(record: dict) -> bytes:
-    """A unit record as the sidecar's bytes: one line of JSON (the C encoder; same record, same bytes)."""
-    return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+def unit_record(ds, code: str, year: int, totals: pd.DataFrame | None = None,
+                indicators: pd.DataFrame | None = None, index: _Index | None = None) -> dict:
+    """One unit's data as a JSON-ready dict (unit_text read back: the dict its sidecar holds)."""
+    return json.loads(unit_text(ds, code, year, totals, indicators, index))
 
 
 def record_of(ev, code: str, year: int) -> dict:
-    """unit_record of a unit of an Evaluation, built once per unit (the records and the group-by index are kept on
-    the evaluation: the sidecar, the 年度对比 and the incremental hash all ask for them)."""
-    index = _index_of(ev)
-    memo = index.cache.setdefault("records", {})
+    """unit_record of a unit of an Evaluation, read back from its sidecar text once per unit (kept on the
+    evaluation with the group-by index: the 年度对比 asks for it)."""
+    memo = _index_of(ev).cache.setdefault("records", {})
     key = (str(code), int(year))
     if key not in memo:
-        memo[key] = unit_record(ev.dataset, code, int(year), ev.scores.totals, ev.indicators, index)
+        memo[key] = json.loads(_text_of(ev, code, year))
     return memo[key]
 
 
@@ -182,11 +265,14 @@ def _evaluated(ev, code: str, year: int) -> bool:
 
 
 def _text_of(ev, code: str, year: int) -> bytes:
-    """record_text of a unit of an Evaluation, serialised once (its sidecar and the next year's unit hash)."""
-    memo = _index_of(ev).cache.setdefault("texts", {})
+    """The sidecar bytes of a unit of an Evaluation (unit_text and a newline, UTF-8), built once (its sidecar, the
+    next year's unit hash and its record)."""
+    index = _index_of(ev)
+    memo = index.cache.setdefault("texts", {})
     key = (str(code), int(year))
     if key not in memo:
-        memo[key] = record_text(record_of(ev, code, year))
+        text = unit_text(ev.dataset, code, int(year), ev.scores.totals, ev.indicators, index)
+        memo[key] = (text + "\n").encode("utf-8")
     return memo[key]
 
 

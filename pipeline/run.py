@@ -45,6 +45,7 @@ from .framework import Framework
 from .indicators import compute_indicators, unit_amounts
 from .intermediate import aggregate_work_stats, resolve_targets
 from .load import discover
+from .numbers import records
 from .parallel import Executor
 from .render import DETAIL_COLUMNS, UnitReport, render_unit_workbook
 from .monitoring import monitor  # issue #6: 绩效运行监控
@@ -278,9 +279,9 @@ def render_units(ev: Evaluation, framework: Framework, output_dir: Path, old_uni
         for unit, _, path in todo:
             report = _unit_report(ev, framework, unit, when, parts)
             report.source_links = _source_links(ev, report, path.parent)
-            key = (unit["单位编码"], unit["财年"])  # issue #5: 年度对比
-            report.year_on_year = summary.year_on_year(rollover.record_of(ev, *key),
-                                                       rollover.previous_record(ev, *key, output_dir))
+            key = (unit["单位编码"], unit["财年"])  # issue #5: 年度对比 (none without a previous year)
+            previous = rollover.previous_record(ev, *key, output_dir)
+            report.year_on_year = summary.year_on_year(rollover.record_of(ev, *key), previous) if previous else None
             yield report, str(path)
 
     written: list[Path] = []
@@ -540,9 +541,8 @@ def _unit_hash(ev: Evaluation, framework: Framework, parts: "_UnitParts", key: t
     """What a unit's outputs depend on: its input files (relative name and SHA-256), the 评分标准, the program,
     the run's options, where the input is seen from the output (the 数据问题 links) and the unit's issues (which
     also carry what other files said about it)."""
-    files = parts.get("files", key)
     h = hashlib.sha256()
-    for rel, sha in sorted(zip(files["文件"].astype(str), files["sha256"].astype(str))):
+    for rel, sha in sorted(zip(parts.texts("files", "文件", key), parts.texts("files", "sha256", key))):
         h.update(f"file\0{rel}\0{sha}\n".encode())
     h.update(f"framework\0{framework.sha256}\0{framework.name}\0{framework.version}\n".encode())
     h.update(f"code\0{code_digest()}\n".encode())
@@ -574,13 +574,40 @@ class _UnitParts:
         for i in ev.issues:
             if i.unit:
                 self.issues.setdefault((i.unit, i.year), []).append(i)
+        self.columns: dict[tuple[str, str], list[str]] = {}
+        self.totals: dict[tuple, dict] | None = None
 
     def get(self, name: str, key: tuple) -> pd.DataFrame:
+        """The unit's rows of a table, indexed 0..n−1."""
+        frame, (start, stop) = self._span(name, key)
+        part = frame.iloc[start:stop]
+        part.index = pd.RangeIndex(stop - start)  # what reset_index(drop=True) gives, without its copy of the frame
+        return part
+
+    def texts(self, name: str, column: str, key: tuple) -> list[str]:
+        """The unit's values of one column of a table as text (`astype(str)`), from one list per table."""
+        frame, (start, stop) = self._span(name, key)
+        if (name, column) not in self.columns:
+            self.columns[(name, column)] = frame[column].astype(str).tolist()
+        return self.columns[(name, column)][start:stop]
+
+    def total(self, key: tuple) -> dict:
+        """The unit's row of the totals as a dict, {} when it has none: its part's `.iloc[0].to_dict()` (the
+        totals' columns are text and numbers, so numbers.records gives the same Python values), for every unit at
+        once."""
+        if self.totals is None:
+            frame = self.frames["totals"]
+            self.totals = {}
+            for code, year, row in zip(frame["单位编码"].tolist(), frame["财年"].tolist(), records(frame)):
+                self.totals.setdefault((code, year), row)  # a unit's first row
+        return self.totals.get(key, {})
+
+    def _span(self, name: str, key: tuple) -> tuple[pd.DataFrame, tuple[int, int]]:
+        """The table with each unit's rows consecutive, and the unit's (start, stop) in it."""
         if name not in self.groups:
             self.groups[name] = _by_unit(self.frames[name])
         frame, spans = self.groups[name]
-        start, stop = spans.get(key, (0, 0))
-        return frame.iloc[start:stop].reset_index(drop=True)
+        return frame, spans.get(key, (0, 0))
 
 
 def _by_unit(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple, tuple[int, int]]]:
@@ -588,7 +615,11 @@ def _by_unit(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple, tuple[int, int
     each unit key's (start, stop) in it."""
     if df.empty:
         return df, {}
-    groups = df.groupby(list(UNIT_KEY), sort=False, dropna=False).indices
+    # the rows of each key in a loop rather than groupby(...).indices, which costs over a millisecond a call whatever
+    # the size (rows without a unit key may end up in several groups: no unit asks for them)
+    groups: dict[tuple, list[int]] = {}
+    for i, key in enumerate(zip(*(df[k].tolist() for k in UNIT_KEY))):
+        groups.setdefault(key, []).append(i)
     spans, start = {}, 0
     for k, idx in groups.items():
         spans[k] = (start, start + len(idx))
@@ -602,12 +633,13 @@ def _source_links(ev: Evaluation, report: UnitReport, out_dir: Path) -> dict[str
     file left out) are found under the input folder too."""
     if ev.input_dir is None:
         return {}
-    names = set(report.files["文件"].dropna()) | {i.file for i in report.issues if i.file}
+    names = {f for f in report.files["文件"].tolist() if not pd.isna(f)} | {i.file for i in report.issues if i.file}
     links = {}
     root, here = _real(ev.input_dir), _real(out_dir)
     for rel in sorted(names):
         try:
-            links[rel] = Path(os.path.relpath(os.path.join(root, rel), here)).as_posix()
+            # relpath's result is normalised: only the separator differs from Path(...).as_posix()
+            links[rel] = os.path.relpath(os.path.join(root, rel), here).replace(os.sep, "/")
         except ValueError:  # another drive on Windows: no relative path exists
             continue
     return links
@@ -636,17 +668,14 @@ def _unit_report(ev: Evaluation, framework: Framework, unit: dict, when: datetim
                  parts: _UnitParts | None = None) -> UnitReport:
     key = (unit["单位编码"], unit["财年"])
     parts = parts or _UnitParts(ev)
-    totals = parts.get("totals", key)
-    details = parts.get("details", key)
-    targets = parts.get("targets", key)
     return UnitReport(
         unit=unit,
-        total=totals.iloc[0].to_dict() if len(totals) else {},
-        details=details,
+        total=parts.total(key),
+        details=parts.get("details", key),
         indicators=parts.get("indicators", key),
         budget_lines=parts.get("budget_lines", key),
         sangong=parts.get("sangong", key),
-        targets=targets,
+        targets=parts.get("targets", key),
         work_stats=parts.get("work_stats", key),
         issues=parts.issues.get(key, []),
         files=parts.get("files", key),

@@ -9,13 +9,17 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pipeline import numbers
 from pipeline.numbers import (
     excel_round,
     group_first,
     group_ids,
     group_mean,
     group_sum,
+    is_blank,
     records,
 )
 
@@ -140,3 +144,64 @@ def test_group_ids_and_first_as_groupby():
     first = group_first(text, ids, n).tolist()
     assert first == ["x", "y", None, None]
     assert first == pd.Series(text, dtype=object).groupby(codes, dropna=False).first().tolist()
+
+
+# The two implementations of numbers._kahan_sums (a plain-Python loop for small inputs, numpy for many groups) give
+# the same bits, whatever the values: NaN, ±inf, -0.0, huge and subnormal magnitudes, rows of no group, empty groups.
+
+_SPECIAL = [0.0, -0.0, math.nan, math.inf, -math.inf, 1e308, -1e308, 1.7976931348623157e308, 5e-324, -5e-324,
+            2.2250738585072014e-308, 0.1, 0.2, 0.3, 1e16, -1e16, 1.0, 3.33, 6.67, 2.0 ** 53, 1e-300]
+_values = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(_SPECIAL),
+                    st.integers(-10**6, 10**6).map(lambda i: i / 100))
+
+
+@st.composite
+def _kahan_inputs(draw):
+    n = draw(st.integers(1, 8))  # groups; some get no row (an empty group)
+    rows = draw(st.lists(st.tuples(st.integers(-1, n - 1), _values), max_size=80))
+    ids = np.array([g for g, _ in rows], dtype=np.intp)
+    values = np.array([v for _, v in rows], dtype=np.float64)
+    return values, ids, n
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_kahan_inputs(), st.booleans())
+def test_python_and_numpy_kahan_sums_are_bit_identical(case, reset_nan_only):
+    values, ids, n = case
+    py_total, py_nobs = numbers._kahan_sums_python(values, ids, n, reset_nan_only)
+    np_total, np_nobs = numbers._kahan_sums_numpy(values, ids, n, reset_nan_only)
+    assert py_total.dtype == np_total.dtype == np.float64 and py_nobs.dtype == np_nobs.dtype == np.int64
+    assert py_total.tobytes() == np_total.tobytes(), (values, ids, py_total, np_total)
+    assert py_nobs.tolist() == np_nobs.tolist()
+
+
+@pytest.mark.parametrize("size, groups", [(0, 1), (150, 1), (151, 1), (400, 3), (2000, 1000), (5000, 5000),
+                                          (3000, 40)])
+def test_kahan_sums_takes_either_path_with_the_same_bits(size, groups):
+    rng = np.random.default_rng(size + groups)
+    ids = rng.integers(-1, groups, size).astype(np.intp)
+    values = rng.choice([0.1, 0.2, 0.3, 1e16, -1e16, -0.0, np.nan, np.inf, 3.33, 1e308], size) * rng.random(size)
+    for reset_nan_only in (False, True):
+        got = numbers._kahan_sums(values, ids, groups, reset_nan_only)
+        for impl in (numbers._kahan_sums_python, numbers._kahan_sums_numpy):
+            want = impl(values, ids, groups, reset_nan_only)
+            assert got[0].tobytes() == want[0].tobytes() and got[1].tolist() == want[1].tolist()
+
+
+def _is_blank_reference(v) -> bool:
+    if v is None or type(v).__name__ in ("NAType", "NaTType"):
+        return True
+    return (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def test_is_blank():
+    """None, NaN (of any float), NA, NaT and whitespace-only text (of any str) are blank; as the definition says."""
+    class Text(str):
+        pass
+
+    blank = [None, math.nan, np.nan, np.float64("nan"), pd.NA, pd.NaT, "", "  \t\n", "\u3000", Text(" "), np.str_(" ")]
+    filled = [0, 0.0, -0.0, np.float64(0), math.inf, "a", " a ", Text("x"), np.str_("x"), False, True, np.int64(0),
+              np.float32("nan"), pd.Timestamp("2024-01-01"), [], {}, b""]
+    assert [is_blank(v) for v in blank] == [True] * len(blank)
+    assert [is_blank(v) for v in filled] == [_is_blank_reference(v) for v in filled]
+    assert [_is_blank_reference(v) for v in blank] == [True] * len(blank)

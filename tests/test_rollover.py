@@ -9,7 +9,14 @@ pre-filled 2024 templates, by hand from that input: 上年结转数 0 / 5.00 / 2
 
 from __future__ import annotations
 
+import json
+import math
+from datetime import date, datetime
+from types import SimpleNamespace
+
+import numpy as np
 import openpyxl
+import pandas as pd
 import pytest
 
 from pipeline import example, rollover, spec
@@ -206,3 +213,93 @@ def test_version_fields_undo_later_changes(monkeypatch):
     assert "本年预算数" in old and "全年预算数" not in old and "备注" not in old
     assert spec.version_fields(BUDGET_EXECUTION, "2024.1")["预算执行"] == tuple(
         f.name for f in BUDGET_EXECUTION.sheet("预算执行").fields)
+
+
+# --- the sidecar text: built from pieces per table, the bytes of json.dumps of the unit's record -------------------
+
+
+def _plain_ref(v):
+    """What a sidecar holds for a cell value: NaN / NA / inf → None, numpy scalars → Python, dates → ISO text."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (date, datetime)):
+        return v.isoformat()
+    return v
+
+
+def _reference_record(ds, code, year, totals=None, indicators=None) -> dict:
+    """The unit record as the format defines it, cell by cell with pandas (slow and obvious)."""
+    def rows(df, names=None, extra=None):
+        if df is None or df.empty:
+            return []
+        mine = [i for i in range(len(df)) if str(df["单位编码"].iloc[i]) == str(code) and int(df["财年"].iloc[i]) == year]
+        names = names or [c for c in df.columns if c not in ("单位编码", "财年") and not str(c).startswith("_")]
+        out = []
+        for i in mine:
+            row = {c: _plain_ref(df[c].iloc[i]) for c in names}
+            row.update({k: values[i] for k, values in (extra or {}).items()})
+            out.append(row)
+        return out
+
+    of_file = dict(zip(ds.files["文件"], ds.files["填报科室"]))
+    sections = [_plain_ref(of_file.get(f)) for f in ds.work_stats["_file"]] if len(ds.work_stats) else None
+    unit = rows(ds.units)
+    record = {"格式": "pipeline-unit-data", "版本": 1, "单位编码": code, "财年": year,
+              "unit": unit[0] if unit else {"单位编码": code}, "budget_lines": rows(ds.budget_lines),
+              "sangong": rows(ds.sangong), "targets": rows(ds.targets),
+              "work_stats": rows(ds.work_stats, extra={"填报科室": sections}) if sections is not None else []}
+    mine = [r for r in rows(totals, names=list(totals.columns))] if totals is not None else []
+    if mine:
+        record["totals"] = {k: v for k, v in mine[0].items() if k not in ("单位编码", "财年")}
+        record["totals"]["_level1"] = [c for c in totals.columns if c not in ("单位编码", "财年", "总分", "等级")
+                                       and not str(c).startswith("_")]
+    if indicators is not None:
+        found = rows(indicators, names=["计算方法", "值", "分子", "分母", "状态"])
+        if found:
+            record["indicators"] = found
+    return record
+
+
+def _dumps(record) -> str:
+    return json.dumps(record, ensure_ascii=False, allow_nan=False)
+
+
+def test_sidecar_text_is_json_dumps_of_the_record(scored):
+    fw, _ = load_framework(default_framework_path())
+    ev = evaluate(scored / "input", fw)
+    for code, year in zip(ev.units["单位编码"], ev.units["财年"]):
+        want = _dumps(_reference_record(ev.dataset, code, int(year), ev.scores.totals, ev.indicators))
+        assert rollover._text_of(ev, code, year) == (want + "\n").encode("utf-8")
+        assert rollover.record_of(ev, code, year) == json.loads(want)
+        assert (scored / "output" / "2023" / ".data" / f"{code}.json").read_bytes() == (want + "\n").encode()
+
+
+def test_sidecar_text_of_awkward_values():
+    """Text with quotes, backslashes, control and non-BMP characters; NaN, ±inf, -0.0, extreme magnitudes, ints,
+    booleans, dates, NA; a unit without rows in some tables; a repeated unit key (its first totals row)."""
+    texts = pd.Series(['a"b', "c\\d", "e\nf\x00\x1f", "\u2028𝄞中文", "", None], dtype=object)
+    floats = [math.nan, math.inf, -math.inf, -0.0, 1e300, 5e-324]
+    key = {"单位编码": pd.array(["A", "A", "B", "A", "B", "A"], dtype="str"), "财年": [2023] * 6}
+    frame = pd.DataFrame({**key, "文本": texts, "数": floats, "整数": [1, -2, 3, 2 ** 60, 0, 7],
+                          "真假": [True, False, True, False, True, False],
+                          "可空整数": pd.array([1, None, 3, None, 5, 6], dtype="Int64"),
+                          "日期": [date(2024, 1, 15), datetime(2024, 2, 1, 8, 30), pd.NaT, None, pd.NA, "x"],
+                          "混合": [1, 2.5, "三", np.float64(4.25), np.int64(5), np.nan],
+                          "_row": range(6), "_file": ["f1", "f2", "f1", "f2", "f1", "f2"]})
+    files = pd.DataFrame({"文件": ["f1", "f2"], "填报科室": ["一股", None]})
+    units = pd.DataFrame({"单位编码": ["A", "B"], "财年": [2023, 2023], "单位名称": ['单位"一"', None],
+                          "编制人数": [30.0, math.nan], "_budget_file": ["f1", "f2"]})
+    ds = SimpleNamespace(units=units, budget_lines=frame, sangong=frame.iloc[0:0], targets=frame.iloc[[1, 3]],
+                         work_stats=frame, files=files)
+    totals = pd.DataFrame({**key, "总分": [90.5, math.nan, 80.0, 1.0, 2.0, 3.0], "等级": ["优", None, "良", "中", "差", "差"],
+                           "投入": [1.0] * 6, "_x": [0] * 6})
+    indicators = frame.rename(columns={"文本": "计算方法", "数": "值", "整数": "分子", "真假": "分母", "日期": "状态"})
+    for code in ("A", "B", "C"):
+        index = rollover._Index()
+        got = rollover.unit_text(ds, code, 2023, totals, indicators, index)
+        assert got == _dumps(_reference_record(ds, code, 2023, totals, indicators)), code
+    assert rollover.unit_text(ds, "A", 2023) == _dumps(_reference_record(ds, "A", 2023))
