@@ -2,9 +2,11 @@
 
 - Staged-file cache `output/.cache/staged/<key>.pickle`: a file's (StagedFile, issues), keyed by the SHA-256 of its
   bytes, its name relative to the input folder and the pipeline's code (`code_digest`). An entry is two pickles,
-  the unit key first, so that a rerun's file map reads only that head. The cache is this program's own folder
-  inside the output folder (its pickles are trusted as the program's own writing); an unreadable entry is staged
-  again.
+  the head (entry format, unit key) first, so that a rerun's file map reads only that; then the result with each
+  staged table as plain column data (`_pack_frame`: a DataFrame's own pickle costs several times more, on both
+  sides). The cache is this program's own folder inside the output folder (its pickles are trusted as the
+  program's own writing); an unreadable, truncated or foreign entry is staged again.
+- A file is read once per file map step: its bytes are hashed for the key and, on a miss, parsed from memory.
 - Manifest `output/.pipeline-state.json`: per unit its hash (inputs, 评分标准, code, options, issues) and the
   SHA-256 of each file written for it; per 财年 the files of the year. An output whose bytes changed on disk is
   written again.
@@ -14,16 +16,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
+import os
 import pickle
+import zlib
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pandas.api.internals import create_dataframe_from_blocks
 
 from . import __version__
 from .atomic import write_atomic
 from .dataset import UNIT_TYPES, unit_key
-from .load import load_file
-from .staging import stage_file
+from .issues import Issue
+from .load import load_file, read_input
+from .staging import StagedFile, stage_file
 
 STATE_FILE = ".pipeline-state.json"  # the manifest of what was written for which inputs
 CACHE_DIR = ".cache"                 # staged files by content hash
@@ -33,7 +44,11 @@ STATE_FORMAT = 1
 def load_and_stage(job: tuple[str, str]):
     """One file: (StagedFile or None, issues)."""
     path, root = Path(job[0]), Path(job[1])
-    source, problems = load_file(path, root)
+    return _stage_loaded(load_file(path, root))
+
+
+def _stage_loaded(loaded):
+    source, problems = loaded
     if source is None:
         return None, problems
     staged_file, more = stage_file(source)
@@ -44,17 +59,26 @@ def stage_cached(job: tuple[str, str, str | None, bool, bool]):
     """The unit of work of the file map (runs in a worker): read and stage one file, or find it in the staged-file
     cache. job = (path, input root, cache folder or None, force, want the result back). Returns (cache key or None,
     unit key of a unit file or None, (StagedFile or None, issues) — or None when it is in the cache and not wanted
-    back: the batch that needs it reads it from there, so staged tables never pass through the main process)."""
+    back: the batch that needs it reads it from there, so staged tables never pass through the main process).
+    The file's bytes are read and hashed once: for the key, and (on a miss) parsed from memory by load_file."""
     path, root, cache_dir, force, want = job
-    key = cache_key(Path(path), Path(root)) if cache_dir else None
-    if not force and not want and key is not None:
+    path, root = Path(path), Path(root)
+    data, problem = read_input(path) if cache_dir else (b"", None)
+    if not cache_dir or problem is not None:  # no cache, or a file load_file reports as unreadable: no entry
+        result = load_and_stage((path, root))
+        return None, unit_of(result), result
+    digest = hashlib.sha256(data).digest()
+    key = _key_of(path, root, digest)
+    result = None
+    if not force and not want:  # (a file without a head has no entry: no need to look for the rest)
         head = cache_get(cache_dir, key, head_only=True)
         if head is not None:
             return key, head, None
-    result = None if force or key is None else cache_get(cache_dir, key)
+    elif not force:
+        result = cache_get(cache_dir, key)
     if result is None:
-        result = load_and_stage((path, root))
-        if key is not None and not cache_put(cache_dir, key, result):
+        result = _stage_loaded(load_file(path, root, data=data, sha256=digest.hex()))
+        if not cache_put(cache_dir, key, result):
             key = None  # the cache cannot be written: the result travels instead
     return key, unit_of(result), result if want or key is None else None
 
@@ -90,16 +114,29 @@ _NOT_IN_OUTPUTS = frozenset({"__main__.py", "cli.py", "parallel.py", "bench.py"}
 
 
 def cache_key(path: Path, root: Path) -> str | None:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None  # load_file reports it
+    """The cache key of a file (None when it cannot be read: load_file reports it)."""
+    data, problem = read_input(Path(path))
+    return None if problem is not None else _key_of(Path(path), Path(root), hashlib.sha256(data).digest())
+
+
+def _key_of(path: Path, root: Path, digest: bytes) -> str:
     rel = path.relative_to(root).as_posix()
-    return hashlib.sha256(f"{code_digest()}\0{rel}\0".encode() + hashlib.sha256(data).digest()).hexdigest()
+    return hashlib.sha256(f"{code_digest()}\0{rel}\0".encode() + digest).hexdigest()
 
 
 def cache_file(cache_dir: Path, key: str) -> Path:
-    return Path(cache_dir) / "staged" / f"{key}.pickle"
+    return Path(_entry_path(cache_dir, key))
+
+
+def _entry_path(cache_dir: Path | str, key: str) -> str:
+    """cache_file as text (a Path costs more to build than the entry's head to read)."""
+    return os.path.join(cache_dir, "staged", key + ".pickle")
+
+
+# The head of an entry: (this tag, unit key, length and CRC-32 of the result's pickle). An entry of another format,
+# a truncated one and one whose bytes changed are misses (the key, which covers the code, already keeps formats
+# apart; the tag also turns away anything else found under the name).
+_ENTRY_FORMAT = "staged-file/2"
 
 
 def cache_get(cache_dir: Path, key: str | None, head_only: bool = False):
@@ -110,23 +147,120 @@ def cache_get(cache_dir: Path, key: str | None, head_only: bool = False):
     if key is None:
         return None
     try:
-        with open(cache_file(cache_dir, key), "rb") as fh:
-            head = pickle.load(fh)
+        with open(_entry_path(cache_dir, key), "rb") as fh:
+            tag, unit, size, crc = pickle.load(fh)
+            if tag != _ENTRY_FORMAT or type(unit) is not tuple:
+                return None
             if head_only:
-                return tuple(head)
-            return pickle.load(fh)
-    except Exception:  # noqa: BLE001 -- missing, truncated or from another Python: recompute
+                return unit
+            body = fh.read()
+        if len(body) != size or zlib.crc32(body) != crc:
+            return None
+        return _unpack_result(pickle.loads(body))
+    except Exception:  # noqa: BLE001 -- missing, truncated, foreign or from another Python: recompute
         return None
 
 
 def cache_put(cache_dir: Path, key: str, result) -> bool:
     """Store a staged file; False when the cache folder cannot be written (read-only output, disk full)."""
-    head = pickle.dumps(list(unit_of(result) or ()), protocol=pickle.HIGHEST_PROTOCOL)
+    body = pickle.dumps(_pack_result(result), protocol=_PICKLE_PROTOCOL)
+    head = (_ENTRY_FORMAT, tuple(unit_of(result) or ()), len(body), zlib.crc32(body))
     try:
-        write_atomic(cache_file(cache_dir, key), head + pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        write_atomic(_entry_path(cache_dir, key), pickle.dumps(head, protocol=_PICKLE_PROTOCOL) + body)
     except OSError:
         return False
     return True
+
+
+_PICKLE_PROTOCOL = 5  # bytearray travels as itself (a writable buffer for the numeric blocks)
+# --- the entry's result as plain data ---------------------------------------------------------------------------
+#
+# (StagedFile or None, issues) → (StagedFile's fields in order with `tables` packed, issues' fields as tuples). A
+# staged table (RangeIndex, text labels, float64 / int64 / object blocks, see staging._table_frame) is packed as
+# its row count, column labels and dtype and each block's (dtype, column positions, values: the raw bytes of a
+# numeric block, the flat list of an object block's values), and rebuilt from those blocks as staging builds it.
+# Any other frame is pickled as it is.
+
+_STAGED_FIELDS = tuple(f.name for f in dataclasses.fields(StagedFile))
+_ISSUE_FIELDS = tuple(f.name for f in dataclasses.fields(Issue))
+_NUMERIC_BLOCK_KINDS = frozenset("fiub")
+
+
+def _pack_result(result) -> tuple:
+    staged, issues = result
+    packed_issues = [tuple(getattr(i, name) for name in _ISSUE_FIELDS) for i in issues]
+    if staged is None:
+        return None, packed_issues
+    values = [getattr(staged, name) for name in _STAGED_FIELDS]
+    at = _STAGED_FIELDS.index("tables")
+    values[at] = {name: _pack_frame(df) for name, df in values[at].items()}
+    return values, packed_issues
+
+
+def _unpack_result(packed) -> tuple:
+    values, packed_issues = packed
+    issues = [Issue(*fields) for fields in packed_issues]
+    if values is None:
+        return None, issues
+    staged = StagedFile(*values)
+    staged.tables = {name: _unpack_frame(p) for name, p in staged.tables.items()}
+    return staged, issues
+
+
+def _pack_frame(df: pd.DataFrame) -> tuple:
+    """A staged table as plain data (see above); ("frame", df) for a frame of another shape."""
+    index, columns = df.index, df.columns
+    labels = columns.tolist()  # iterating a `str` Index costs several times more
+    plain = (type(index) is pd.RangeIndex and index.start == 0 and index.step == 1 and index.name is None
+             and columns.name is None and not df.attrs and (columns.dtype == object or columns.dtype == "str")
+             and all(type(label) is str for label in labels))
+    blocks = []
+    if plain:
+        try:
+            for block in df._mgr.blocks:
+                values, dtype = block.values, block.dtype
+                if type(values) is not np.ndarray or values.ndim != 2:
+                    plain = False
+                    break
+                if dtype.kind in _NUMERIC_BLOCK_KINDS:
+                    data = bytearray(np.ascontiguousarray(values))
+                elif dtype == object:
+                    data = values.ravel().tolist()
+                else:
+                    plain = False
+                    break
+                blocks.append((dtype.str, values.shape[0], block.mgr_locs.as_array.tolist(), data))
+        except AttributeError:  # pandas internals moved: the frame's own pickle still works
+            plain = False
+    if not plain:
+        return ("frame", df)
+    return ("blocks", len(index), tuple(labels), str(columns.dtype), blocks)
+
+
+def _unpack_frame(packed) -> pd.DataFrame:
+    if packed[0] == "frame":
+        df = packed[1]
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError("not a table")
+        return df
+    _tag, n, labels, labels_dtype, packed_blocks = packed
+    blocks = []
+    for dtype, width, positions, data in packed_blocks:
+        dtype = np.dtype(dtype)
+        if dtype == object:
+            values = np.fromiter(data, dtype=object, count=width * n).reshape(width, n)
+        else:
+            values = np.frombuffer(data, dtype=dtype).reshape(width, n)
+        blocks.append((values, np.array(positions, dtype=np.intp)))
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex.from_range(range(n)),
+                                       columns=_labels(labels, labels_dtype).view())
+
+
+@functools.lru_cache(maxsize=64)
+def _labels(labels: tuple[str, ...], dtype: str) -> pd.Index:
+    """The column Index of a staged table, per spelling of its labels (a handful per process; never modified: each
+    frame gets a view)."""
+    return pd.Index(list(labels), dtype=dtype)
 
 
 def cache_prune(cache_dir: Path, keep: set[str]) -> None:

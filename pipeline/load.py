@@ -100,12 +100,16 @@ def discover(input_dir: Path) -> list[Path]:
 # load_file
 
 
-def load_file(path: Path, root: Path) -> tuple[SourceFile | None, list[Issue]]:
+def load_file(path: Path, root: Path, *, data: bytes | None = None,
+              sha256: str | None = None) -> tuple[SourceFile | None, list[Issue]]:
     """Read one workbook. Returns (None, [错误]) when the file cannot be read at all; otherwise a SourceFile (its
-    `template` None when the type cannot be recognised) and any issues. Never raises for a bad file."""
+    `template` None when the type cannot be recognised) and any issues. Never raises for a bad file.
+
+    `data` (with its `sha256` hex digest, when known): the file's bytes as `read_input` gave them without a problem,
+    for a caller that has already read and hashed them (the staged-file cache keys a file by its bytes)."""
     path = Path(path)
     rel = _relative_name(path, root)
-    data, problem = _read_bytes(path)
+    data, problem = read_input(path) if data is None else (data, None)
     package = None  # the opened zip package (.xlsx/.xlsm), shared by the precheck and the XML facts
     if problem is None:
         problem, package = _precheck(path, data)
@@ -120,7 +124,7 @@ def load_file(path: Path, root: Path) -> tuple[SourceFile | None, list[Issue]]:
     except Exception as exc:  # noqa: BLE001 -- calamine raises many kinds; any of them means "unreadable file"
         msg = f"文件无法打开：{rel}（{type(exc).__name__}）。文件可能已损坏或不是 Excel 工作簿，{_FIX_RESAVE}。"
         return None, [error("file-unreadable", msg, file=rel)]
-    src, issues = _source_from_cells(path, rel, hashlib.sha256(data).hexdigest(), cells)
+    src, issues = _source_from_cells(path, rel, sha256 or hashlib.sha256(data).hexdigest(), cells)
     wanted = {raw.name for raw in src.sheets.values()}  # only the sheets staging reads
     facts = _sheet_xml_facts(package, wanted) if package is not None and wanted else {}
     return src, issues + _apply_xml_facts(src, facts)
@@ -133,8 +137,9 @@ def _relative_name(path: Path, root: Path) -> str:
         return path.name
 
 
-def _read_bytes(path: Path) -> tuple[bytes, tuple[str, str] | None]:
-    """The file's bytes, read once (opened read-only); or a (code, reason) problem."""
+def read_input(path: Path) -> tuple[bytes, tuple[str, str] | None]:
+    """The file's bytes, read once (opened read-only); or b"" and a (code, reason) problem, which load_file reports
+    (a file above MAX_FILE_BYTES is not read)."""
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -164,7 +169,7 @@ def _zip_precheck(data: bytes) -> tuple[tuple[str, str] | None, zipfile.ZipFile 
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))  # in memory: nothing to close
         infos = zf.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError):
+    except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError):
         return ("file-unreadable", f"文件已损坏或不是 Excel 工作簿（可能下载或复制不完整），{_FIX_RESAVE}"), None
     total = sum(i.file_size for i in infos)
     too_compressed = any(

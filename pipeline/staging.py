@@ -13,10 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import operator
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from itertools import chain
 from numbers import Number
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -34,6 +37,29 @@ NAN = float("nan")
 NUMERIC_KINDS = (AMOUNT, NUMBER, INTEGER, PERCENT)
 HEADER_SCAN_ROWS = 30
 TECH_COLUMNS = ("_file", "_sheet", "_row")
+
+
+def _memo_per_spec(compute):
+    """`compute(spec, *more)` (pure, its value read-only) remembered per spec object and `more`. Specs are the
+    module's constants, compared by identity: a frozen dataclass hashes all its fields on every call, which costs
+    more than the lookup saves. The spec is kept with its value, so its id cannot be taken by another object.
+    Bounded: a full memo starts over."""
+    remembered: dict = {}
+
+    @functools.wraps(compute)
+    def compute_or_recall(spec, *more):
+        key = (id(spec), *more)
+        hit = remembered.get(key)
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        value = compute(spec, *more)
+        if len(remembered) >= 256:
+            remembered.clear()
+        remembered[key] = (spec, value)
+        return value
+
+    return compute_or_recall
+
 
 # ==============================================================================================================
 # Value parsers
@@ -487,9 +513,9 @@ def _kv_locations(grid: pd.DataFrame) -> dict[str, tuple[int, object]]:
     keys = cells[:, labels.get_loc(0)].tolist()
     values = cells[:, labels.get_loc(1)].tolist() if grid.shape[1] > 1 else [None] * len(keys)
     out: dict[str, tuple[int, object]] = {}
-    for row, key, value in zip(grid.index.tolist(), keys, values):
+    for row, key, value in zip(_int_labels(grid.index), keys, values):
         if isinstance(key, str) and key.strip():
-            out.setdefault(_label_key(key), (int(row), value))
+            out.setdefault(_label_key(key), (row, value))
     return out
 
 
@@ -524,16 +550,19 @@ def _stage_table(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx:
                 kept.append(record)
                 row_numbers.append(row)
     staged.tables[spec.name] = _table_frame(spec, list(zip(*kept)) if kept else None, row_numbers, ctx)
-    staged.colmaps[spec.name] = {name: col_letter(c) for name, c in colmap.items()}
+    staged.colmaps[spec.name] = {name: _letter(c) for name, c in colmap.items()}
     return issues
+
+
+_letter = functools.lru_cache(maxsize=256)(col_letter)  # of a header's columns: the same few in every file
 
 
 def _grid_rows(grid: pd.DataFrame) -> list[tuple[int, list]]:
     """The grid as (Excel row, cell values by 0-based column index) in grid order. Load's grids have columns
     0..width-1, so a row's list position is its column; any other column labels are placed at their index."""
     values = grid.to_numpy(dtype=object).tolist()
-    index = [int(r) for r in grid.index.tolist()]
-    columns = [int(c) for c in grid.columns.tolist()]
+    index = _int_labels(grid.index)
+    columns = _int_labels(grid.columns)
     if columns != list(range(len(columns))):
         width = max(columns, default=-1) + 1
         dense = []
@@ -544,6 +573,13 @@ def _grid_rows(grid: pd.DataFrame) -> list[tuple[int, list]]:
             dense.append(out)
         values = dense
     return list(zip(index, values))
+
+
+def _int_labels(labels: pd.Index) -> list[int]:
+    """An axis's labels as ints; a RangeIndex (load's grids) straight from its range."""
+    if type(labels) is pd.RangeIndex:
+        return list(range(labels.start, labels.stop, labels.step))
+    return [int(label) for label in labels.tolist()]
 
 
 def table_columns(spec: SheetSpec) -> list[str]:
@@ -563,32 +599,31 @@ def _empty_table(spec: SheetSpec) -> pd.DataFrame:
 def _table_frame(spec: SheetSpec, columns: list | None, rows: list[int], ctx: _Ctx) -> pd.DataFrame:
     """Column sequences (one per spec field; None when there are no rows) of the Excel rows `rows` → DataFrame.
     Numeric kinds as float64, `_row` as int64, everything else object (so blanks stay None rather than being turned
-    into NaN by pandas' string inference). Built as its blocks (one per dtype, see _table_layout): the public
-    constructor would infer pandas 3's `str` dtype for object columns, and assembling column by column costs
-    several times more than the cells' own parsing."""
+    into NaN by pandas' string inference). Built as its blocks (one per dtype, see _table_layout), each filled in one
+    np.fromiter over its columns one after the other (its row-major order; each value one element, an object never
+    nested): the public constructor would infer pandas 3's `str` dtype for object columns, and assembling column by
+    column costs several times more than the cells' own parsing."""
     n = len(rows)
     column_index, layout = _table_layout(spec)
+    width = len(spec.fields)
     tech = {"_file": ctx.file, "_sheet": ctx.sheet}
     blocks = []
     for dtype, positions in layout:
+        k = len(positions)
         if dtype == np.int64:  # `_row`, the only int64 column
             values = np.array(rows, dtype=np.int64).reshape(1, n)
-        elif dtype == np.float64:
-            values = np.array([columns[i] for i in positions], dtype=np.float64).reshape(len(positions), n) \
-                if columns is not None else np.empty((len(positions), 0))
+        elif columns is None:
+            values = np.empty((k, 0), dtype=dtype)
         else:
-            values = np.empty((len(positions), n), dtype=object)
-            for at, i in enumerate(positions):
-                if i >= len(spec.fields):
-                    values[at] = tech[TECH_COLUMNS[i - len(spec.fields)]]
-                elif columns is not None:  # np.fromiter places each value as one object (never nested)
-                    values[at] = np.fromiter(columns[i], dtype=object, count=n)
+            parts = [columns[i] if i < width else (tech[TECH_COLUMNS[i - width]],) * n for i in positions]
+            values = np.fromiter(chain.from_iterable(parts), dtype=dtype, count=k * n).reshape(k, n)
         blocks.append((values, np.array(positions, dtype=np.intp)))
     # A view: each frame gets its own Index object over the shared labels.
-    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n), columns=column_index.view())
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex.from_range(range(n)),
+                                       columns=column_index.view())
 
 
-@functools.lru_cache(maxsize=64)
+@_memo_per_spec
 def _table_layout(spec: SheetSpec) -> tuple[pd.Index, tuple[tuple[np.dtype, tuple[int, ...]], ...]]:
     """A staged table's column labels and its block layout: column positions grouped by dtype (float64 numeric
     fields, int64 `_row`, object the rest), groups in the order of their first column, as pandas groups the columns
@@ -664,21 +699,16 @@ _FLOAT_AS_IS = frozenset({AMOUNT, NUMBER, VALUE})
 class _RowStager:
     """Stages the rows of one table below its header: `(values, row, issues) → record or None` (None for blank,
     subtotal and note rows; issues are appended). Everything that depends only on the sheet and the header is
-    worked out once here, not per row or per cell."""
+    worked out once here (and remembered per header layout: the files of one template share it), not per row or
+    per cell."""
 
     def __init__(self, spec: SheetSpec, colmap: dict[str, int], ctx: _Ctx):
         self.spec, self.colmap, self.ctx = spec, colmap, ctx
-        # (field, column index or None, column letter, blank value, parser of text cells, finite float read as is)
-        self.plan = [(f, colmap.get(f.name), col_letter(colmap[f.name]) if f.name in colmap else "", blank_value(f),
-                      _text_parser(f), f.kind in _FLOAT_AS_IS) for f in spec.fields]
-        self.mapped = list(colmap.values())
-        self.last_col = max(self.mapped, default=0)
-        self.field_at = {c: spec.field(n) for n, c in reversed(colmap.items())}  # first field of a column wins
-        self.names = [f.name for f in spec.fields]
+        self.plan, self.pick, self.last_col, self.field_at, self.names = _row_plan(spec, tuple(colmap.items()))
         self.row_rule = _ROW_RULES.get(ctx.canonical)
 
     def __call__(self, values: list, row: int, issues: list[Issue]) -> list | None:
-        if _is_blank_row([values[c] for c in self.mapped]):
+        if _is_blank_row(self.pick(values)):
             return None
         skip = self._skip(values, row)
         if skip is not False:
@@ -688,45 +718,54 @@ class _RowStager:
         ctx = self.ctx
         formulas, percent = ctx.formulas, ctx.percent
         record = []
+        append = record.append
         # A cell's reference (`F7`) is spelled out only where something is said about the cell or it must be
-        # looked up (formula or percent cells): most cells need neither.
-        for f, col, letter, blank, parse_text_cell, float_as_is in self.plan:
+        # looked up (formula or percent cells): most cells need neither. The two common cases first (a finite
+        # float where it is read as is, non-blank text), then blanks, then parse_field for the rest (numbers as
+        # int, dates, bools, NaN, …).
+        for f, col, letter, blank, parse_text_cell, float_as_is, strip_only, required in self.plan:
             if col is None:  # a missing column was reported once at the header
-                record.append(blank)
+                append(blank)
                 continue
             raw = values[col]
-            if raw is None or (type(raw) is str and not raw.strip()):  # every parser reads these as blank
-                if formulas or f.required:
+            kind = type(raw)
+            if kind is float and float_as_is and raw - raw == 0.0:  # finite: inf - inf and NaN - NaN are NaN
+                if not percent:
+                    append(raw)
+                    continue
+                value, problem = raw, None
+            elif kind is str and (text := raw.strip()):
+                value, problem = (text, None) if strip_only else parse_text_cell(raw)
+                if problem is None and not percent and not (required and _is_missing(value)):
+                    append(value)
+                    continue
+            elif raw is None or kind is str:  # every parser reads these as blank
+                if formulas or required:
                     cell = f"{letter}{row}"
                     if cell in formulas:
                         issues.append(_uncached_formula(ctx, f, cell))
-                    elif f.required:
+                    elif required:
                         issues.append(_required_blank(ctx, f, cell))
-                record.append(blank)
+                append(blank)
                 continue
-            # The two common cases first, then parse_field for the rest (numbers as int, dates, bools, NaN, …).
-            if type(raw) is str:
-                value, problem = parse_text_cell(raw)
-            elif type(raw) is float and float_as_is and math.isfinite(raw):
-                value, problem = raw, None
             elif is_blank(raw) and f"{letter}{row}" in formulas:
                 issues.append(_uncached_formula(ctx, f, f"{letter}{row}"))
-                record.append(blank)
+                append(blank)
                 continue
             else:
                 value, problem = parse_field(f, raw)
-            if problem is None and not percent and not (f.required and _is_missing(value)):
-                record.append(value)
-                continue
+                if problem is None and not percent and not (required and _is_missing(value)):
+                    append(value)
+                    continue
             cell = f"{letter}{row}"
             if problem is None and cell in percent and isinstance(raw, Number) and not isinstance(raw, bool):
                 value = _percent_cell_value(f, float(raw), value)
             if problem is not None:
                 value = blank
                 issues.append(_value_issue(ctx, f, cell, raw, problem))
-            elif f.required and _is_missing(value):
+            elif required and _is_missing(value):
                 issues.append(_required_blank(ctx, f, cell))
-            record.append(value)
+            append(value)
         if self.row_rule is not None:
             issues += self.row_rule(dict(zip(self.names, record)), row, self.colmap, ctx)
         return record
@@ -734,7 +773,11 @@ class _RowStager:
     def _skip(self, values: list, row: int):
         """False to keep the row; None to drop it silently; an Issue (提示) to drop it and say so."""
         # The first *text* cell: a 序号 number may stand before the 合计 label.
-        col = next((c for c, v in enumerate(values[:self.last_col + 1]) if isinstance(v, str) and v.strip()), None)
+        col = None
+        for c, v in enumerate(values[:self.last_col + 1]):
+            if isinstance(v, str) and v.strip():
+                col = c
+                break
         if col is None:
             return False
         text = values[col]
@@ -745,6 +788,25 @@ class _RowStager:
             msg = f"「{ctx.sheet}」第 {row} 行是说明文字（{cell_ref(row, col)}），已忽略。"
             return info("note-row-dropped", msg, **ctx.at(cell_ref(row, col), text))
         return False
+
+
+@_memo_per_spec
+def _row_plan(spec: SheetSpec, columns: tuple[tuple[str, int], ...]):
+    """What _RowStager needs of a sheet and its header (field → column index, in header order): per field (field,
+    column index or None, column letter, blank value, parser of text cells, finite float read as is, text parser
+    only strips, required); the mapped cells of a row (a tuple); the last mapped column; the field of each column
+    (the first field of a column wins); the field names. Read-only, shared by the files with this header."""
+    colmap = dict(columns)
+    plan = tuple((f, colmap.get(f.name), col_letter(colmap[f.name]) if f.name in colmap else "", blank_value(f),
+                  _text_parser(f), f.kind in _FLOAT_AS_IS, f.kind not in _MEMO_KINDS, f.required)
+                 for f in spec.fields)
+    mapped = list(colmap.values())
+    if len(mapped) > 1:
+        pick = operator.itemgetter(*mapped)
+    else:
+        pick = (lambda values: (values[mapped[0]],)) if mapped else (lambda values: ())
+    field_at = MappingProxyType({c: spec.field(n) for n, c in reversed(colmap.items())})
+    return plan, pick, max(mapped, default=0), field_at, tuple(f.name for f in spec.fields)
 
 
 # Kinds whose parser of text does real work (normalising, matching, a regex); the others (parse_text, parse_value)

@@ -1,0 +1,301 @@
+"""The staged-file cache entry: a staged file comes back equal (tables with their dtypes, NaN, None and mixed object
+columns, empty tables, issues), and anything but a whole entry of this format is a miss, never a crash. The file map
+reads and hashes each input once. Expectations are written by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import incremental, load
+from pipeline.incremental import (
+    cache_file, cache_get, cache_key, cache_prune, cache_put, load_and_stage, stage_cached, unit_of,
+)
+from pipeline.issues import error, info, warning
+from pipeline.load import RawSheet, SourceFile
+from pipeline.spec import BUDGET_EXECUTION
+from pipeline.staging import StagedFile, empty_table, stage_file
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "input_templates" / "example"
+DEFECTS = REPO / "tests" / "fixtures" / "defects"
+KEY = "0" * 64
+
+
+def assert_same_frame(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(a, b, check_dtype=True, check_index_type=True, check_column_type=True,
+                                  check_exact=True)
+    assert list(a.dtypes) == list(b.dtypes) and a.columns.dtype == b.columns.dtype
+    assert type(a.index) is type(b.index) and a.index.equals(b.index)
+    for x, y in zip(a.to_numpy(dtype=object).ravel().tolist(), b.to_numpy(dtype=object).ravel().tolist()):
+        assert type(x) is type(y) and (x == y or x is y or (isinstance(x, float) and math.isnan(x) and math.isnan(y)))
+
+
+def assert_same_result(a, b) -> None:
+    (sa, ia), (sb, ib) = a, b
+    assert ia == ib and [type(i) for i in ia] == [type(i) for i in ib]
+    if sa is None:
+        assert sb is None
+        return
+    assert type(sb) is StagedFile
+    for name in ("rel", "sha256", "template_type", "template_version", "kv_cells", "colmaps", "sheet_names", "meta"):
+        assert getattr(sa, name) == getattr(sb, name), name
+    assert str(sa.kv) == str(sb.kv)  # NaN compares unequal to itself; its spelling does not
+    assert list(sa.tables) == list(sb.tables)
+    for name in sa.tables:
+        assert_same_frame(sa.tables[name], sb.tables[name])
+
+
+def round_trip(tmp_path: Path, result):
+    assert cache_put(tmp_path, KEY, result)
+    return cache_get(tmp_path, KEY)
+
+
+def _mixed_table() -> pd.DataFrame:
+    """A staged-table-like frame (RangeIndex, text labels): float64 with NaN and ±0, int64, bool and object columns
+    holding str, None, NaN, float, int, bool, dates and a tuple."""
+    objects = ["项目支出", None, math.nan, 12.5, 7, True, dt.date(2024, 1, 15), dt.datetime(2024, 1, 15, 8, 30),
+               ("a", 1)]
+    n = len(objects)
+    frame = pd.DataFrame({
+        "文本": pd.Series(objects, dtype=object),
+        "金额": pd.Series([1.5, math.nan, -0.0, 0.0, 1e300, -2.25, math.inf, 3.0, 4.0], dtype=np.float64),
+        "_row": pd.Series(range(3, 3 + n), dtype=np.int64),
+        "是否": pd.Series([True, False] * 4 + [True], dtype=bool),
+        "备注": pd.Series(["x"] * n, dtype=object),
+    })
+    frame.columns = pd.Index(list(frame.columns), dtype="str")
+    return frame
+
+
+def test_a_staged_file_of_every_template_comes_back_equal(tmp_path):
+    for path in sorted(EXAMPLE.rglob("*.xlsx")) + sorted(DEFECTS.rglob("*.xls*")):
+        result = load_and_stage((str(path), str(path.parent)))
+        assert_same_result(round_trip(tmp_path, result), result)
+
+
+def test_mixed_object_columns_nan_and_empty_tables_come_back_equal(tmp_path):
+    staged = StagedFile(rel="a/b.xlsx", sha256="ab" * 32, template_type="预算执行表", template_version="2023.1",
+                        kv={"单位信息": {"单位名称": "某局", "财年": 2023.0, "编制人数": math.nan, "填报日期": dt.date(2024, 1, 2)}},
+                        kv_cells={"单位信息": {"单位名称": "B2"}}, colmaps={"预算执行": {"年初预算数": "E"}},
+                        sheet_names={"预算执行": "预算执行（2023）"}, meta={"模板类型": "预算执行表", "财年": 2023})
+    staged.tables = {
+        "混合": _mixed_table(),
+        "预算执行": empty_table(BUDGET_EXECUTION.sheet("预算执行")),
+        "空行": _mixed_table().iloc[0:0].reset_index(drop=True),
+    }
+    issues = [error("bad-number", "「预算执行」E7：不是数字。", file="a/b.xlsx", sheet="预算执行", cell="E7", value="12左右"),
+              warning("meta-missing", "缺少 _meta", file="a/b.xlsx"), info("x", "提示", unit="430399001", year=2023)]
+    back = round_trip(tmp_path, (staged, issues))
+    assert_same_result(back, (staged, issues))
+    table = back[0].tables["混合"]
+    assert table["文本"].iloc[1] is None and math.isnan(table["文本"].iloc[2])
+    assert math.copysign(1.0, table["金额"].iloc[2]) == -1.0  # -0.0 stays negative zero
+    assert back[0].tables["空行"].shape == (0, 5) and back[0].tables["预算执行"].empty
+
+
+def test_rebuilt_tables_are_ordinary_writable_frames(tmp_path):
+    staged = StagedFile(rel="b.xlsx", sha256="0", template_type=None, template_version=None)
+    staged.tables = {"混合": _mixed_table()}
+    table = round_trip(tmp_path, (staged, []))[0].tables["混合"]
+    table.loc[0, "金额"] = 9.0  # a numeric block read from the entry's bytes can be written
+    table.columns.name = "renamed"
+    assert table.loc[0, "金额"] == 9.0
+    again = cache_get(tmp_path, KEY)[0].tables["混合"]  # another get: its own frame and labels
+    assert again.columns.name is None and again.loc[0, "金额"] == 1.5
+
+
+def test_frames_of_another_shape_travel_as_frames(tmp_path):
+    """Anything but a plain staged table (another index, categorical or datetime columns, attrs) is stored as the
+    frame itself and still comes back equal."""
+    frames = {
+        "index": pd.DataFrame({"a": [1.0, 2.0]}, index=[5, 7]),
+        "named": pd.DataFrame({"a": [1.0, 2.0]}).rename_axis("行"),
+        "category": pd.DataFrame({"a": pd.Categorical(["x", "y"])}),
+        "datetime": pd.DataFrame({"a": pd.to_datetime(["2024-01-01", "2024-02-01"])}),
+        "numbers as labels": pd.DataFrame({0: [1.0], 1: ["x"]}),
+    }
+    frames["attrs"] = pd.DataFrame({"a": [1.0]})
+    frames["attrs"].attrs["source"] = "x"
+    staged = StagedFile(rel="b.xlsx", sha256="0", template_type=None, template_version=None, tables=frames)
+    back = round_trip(tmp_path, (staged, []))[0]
+    for name, frame in frames.items():
+        pd.testing.assert_frame_equal(back.tables[name], frame)
+        assert back.tables[name].attrs == frame.attrs
+    assert all(incremental._pack_frame(f)[0] == "frame" for f in frames.values())
+    assert incremental._pack_frame(_mixed_table())[0] == "blocks"
+
+
+def test_an_unreadable_file_result_comes_back(tmp_path):
+    result = load_and_stage((str(DEFECTS / "d20_不是工作簿.xlsx"), str(DEFECTS)))
+    assert result[0] is None and result[1]
+    assert_same_result(round_trip(tmp_path, result), result)
+
+
+def _entry(tmp_path: Path, path: Path) -> tuple[Path, bytes]:
+    result = load_and_stage((str(path), str(path.parent)))
+    assert unit_of(result) is not None
+    assert cache_put(tmp_path, KEY, result)
+    entry = cache_file(tmp_path, KEY)
+    return entry, entry.read_bytes()
+
+
+def test_the_head_alone_gives_the_unit_key(tmp_path):
+    entry, data = _entry(tmp_path, EXAMPLE / "预算执行表_2023.xlsx")
+    assert cache_get(tmp_path, KEY, head_only=True) == ("430399001", 2023)
+    fh = io.BytesIO(data)
+    pickle.load(fh)
+    entry.write_bytes(data[:fh.tell()])  # only the head survives
+    assert cache_get(tmp_path, KEY, head_only=True) == ("430399001", 2023)
+    assert cache_get(tmp_path, KEY) is None
+
+
+@pytest.mark.parametrize("cut", [0, 1, 10, 0.5, -1])
+def test_a_truncated_entry_is_a_miss(tmp_path, cut):
+    entry, data = _entry(tmp_path, EXAMPLE / "预算执行表_2023.xlsx")
+    entry.write_bytes(data[:int(len(data) * cut) if isinstance(cut, float) else cut])
+    assert cache_get(tmp_path, KEY) is None
+    if cut in (0, 1, 10):  # not even the head
+        assert cache_get(tmp_path, KEY, head_only=True) is None
+
+
+def test_a_changed_byte_is_a_miss(tmp_path):
+    entry, data = _entry(tmp_path, EXAMPLE / "预算执行表_2023.xlsx")
+    for at in range(len(data) - 1, len(data) // 2, -max(1, len(data) // 40)):  # in the result's pickle
+        changed = bytearray(data)
+        changed[at] ^= 0x01
+        entry.write_bytes(bytes(changed))
+        assert cache_get(tmp_path, KEY) is None
+    entry.write_bytes(data)
+    assert cache_get(tmp_path, KEY) is not None
+
+
+@pytest.mark.parametrize("content", [
+    b"",
+    b"not a pickle at all",
+    pickle.dumps(["430399001", 2023]) + pickle.dumps((None, [])),  # the previous format: a list head
+    pickle.dumps(("staged-file/1", ("430399001", 2023), 0, 0)) + pickle.dumps((None, [])),
+    pickle.dumps(("staged-file/2", ["430399001", 2023], 0, 0)),
+    pickle.dumps({"some": "thing"}),
+    pickle.dumps(("staged-file/2", (), 5, 0)) + b"12345",
+])
+def test_a_foreign_entry_is_a_miss(tmp_path, content):
+    path = cache_file(tmp_path, KEY)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    assert cache_get(tmp_path, KEY) is None
+    assert cache_get(tmp_path, KEY, head_only=True) in (None, ())  # a well-formed head of no unit reads as such
+
+
+def test_a_missing_entry_and_no_key_are_misses(tmp_path):
+    assert cache_get(tmp_path, KEY) is None and cache_get(tmp_path, None) is None
+    assert cache_get(tmp_path / "nowhere", KEY, head_only=True) is None
+
+
+def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path):
+    result = load_and_stage((str(EXAMPLE / "绩效目标表_2023.xlsx"), str(EXAMPLE)))
+    for _ in range(3):
+        assert cache_put(tmp_path, KEY, result)
+    folder = tmp_path / "staged"
+    assert [p.name for p in folder.iterdir()] == [f"{KEY}.pickle"]
+    cache_prune(tmp_path, {KEY})
+    assert cache_get(tmp_path, KEY) is not None
+    cache_prune(tmp_path, set())
+    assert list(folder.iterdir()) == []
+
+
+def test_an_unwritable_cache_folder_says_so(tmp_path):
+    result = load_and_stage((str(EXAMPLE / "绩效目标表_2023.xlsx"), str(EXAMPLE)))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cache_put(blocker, KEY, result) is False  # its "staged" folder cannot be made
+    assert [p.name for p in tmp_path.rglob("*")] == ["file"]  # no temporary file left
+
+
+def test_the_key_covers_bytes_name_and_code(tmp_path, monkeypatch):
+    a = tmp_path / "a.xlsx"
+    a.write_bytes((EXAMPLE / "绩效目标表_2023.xlsx").read_bytes())
+    key = cache_key(a, tmp_path)
+    assert key == cache_key(a, tmp_path) and len(key) == 64
+    b = tmp_path / "b.xlsx"
+    b.write_bytes(a.read_bytes())
+    assert cache_key(b, tmp_path) != key
+    monkeypatch.setattr(incremental, "_CODE_DIGEST", "another program")
+    assert cache_key(a, tmp_path) != key
+    assert cache_key(tmp_path / "gone.xlsx", tmp_path) is None
+
+
+def test_the_file_map_reads_each_file_once(tmp_path, monkeypatch):
+    """On a miss the bytes read for the key are the bytes parsed: read_input once, load_file never reads again."""
+    reads = []
+    real = load.read_input
+
+    def counted(path):
+        reads.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(incremental, "read_input", counted)
+    monkeypatch.setattr(load, "read_input", counted)
+    path = EXAMPLE / "预算执行表_2023.xlsx"
+    job = (str(path), str(EXAMPLE), str(tmp_path), False, True)
+    key, unit, result = stage_cached(job)
+    assert reads == [path.name] and key == cache_key(path, EXAMPLE) and unit == ("430399001", 2023)
+    assert_same_result(result, load_and_stage((str(path), str(EXAMPLE))))
+    reads.clear()
+    # A rerun: the head only (nothing travels back), then the whole entry when the result is wanted.
+    assert stage_cached((str(path), str(EXAMPLE), str(tmp_path), False, False)) == (key, unit, None)
+    assert_same_result(stage_cached(job)[2], result)
+    assert reads == [path.name, path.name]
+
+
+def test_the_file_map_without_a_cache_or_for_an_unreadable_file(tmp_path):
+    path = EXAMPLE / "预算执行表_2023.xlsx"
+    key, unit, result = stage_cached((str(path), str(EXAMPLE), None, False, False))
+    assert key is None and unit == ("430399001", 2023) and result[0] is not None
+    key, unit, result = stage_cached((str(tmp_path / "gone.xlsx"), str(tmp_path), str(tmp_path), False, False))
+    assert key is None and unit is None and [i.code for i in result[1]] == ["file-unreadable"]
+
+
+def test_load_file_given_the_bytes_is_load_file(tmp_path):
+    for path in sorted(EXAMPLE.rglob("*.xlsx")) + sorted(DEFECTS.rglob("*.xls*")):
+        data, problem = load.read_input(path)
+        if problem is not None:
+            continue
+        a, ia = load.load_file(path, path.parent)
+        b, ib = load.load_file(path, path.parent, data=data)
+        assert ia == ib and (a is None) == (b is None)
+        if a is not None:
+            assert (a.rel, a.sha256, a.template, a.meta, a.uncached_formulas, a.percent_cells) == \
+                   (b.rel, b.sha256, b.template, b.meta, b.uncached_formulas, b.percent_cells)
+            assert list(a.sheets) == list(b.sheets)
+            for name in a.sheets:
+                assert a.sheets[name].name == b.sheets[name].name and a.sheets[name].grid.equals(b.sheets[name].grid)
+
+
+def test_staging_a_rebuilt_source_gives_the_same_tables(tmp_path):
+    """The cached tables are the ones staging builds (same blocks), so a table staged now equals one from the
+    cache even in its block layout."""
+    path = EXAMPLE / "预算执行表_2023.xlsx"
+    result = load_and_stage((str(path), str(EXAMPLE)))
+    back = round_trip(tmp_path, result)
+    for name, table in result[0].tables.items():
+        a, b = table._mgr, back[0].tables[name]._mgr
+        assert [(blk.dtype, blk.mgr_locs.as_array.tolist()) for blk in a.blocks] == \
+               [(blk.dtype, blk.mgr_locs.as_array.tolist()) for blk in b.blocks]
+
+
+def test_hand_made_source_round_trip(tmp_path):
+    grid = pd.DataFrame([["支出类别", "项目名称", "年初预算数"], ["项目支出", None, "12左右"]], dtype=object)
+    grid.index = pd.RangeIndex(1, 3)
+    src = SourceFile(path=None, rel="b.xlsx", sha256="0", template=BUDGET_EXECUTION, meta={},
+                     sheets={"预算执行": RawSheet("预算执行", grid)})
+    result = stage_file(src)
+    assert {i.code for i in result[1]} >= {"bad-number", "project-name-missing"}
+    assert_same_result(round_trip(tmp_path, result), result)
