@@ -84,6 +84,18 @@ def display_width(text: object) -> int:
     return _text_width(str(text))
 
 
+MAX_COLUMN_WIDTH = 50  # a column grows to fit its text up to this width (2 more than the text's)
+_FILLS_COLUMN = MAX_COLUMN_WIDTH - 2  # a text of this many characters or more is at least that wide
+
+
+def _column_width(text: str) -> int:
+    """The width a column needs for `text`: its display width + 2, at most MAX_COLUMN_WIDTH. A long text (an issue's
+    message) is not measured character by character, nor remembered: it fills the column whatever its width."""
+    if len(text) >= _FILLS_COLUMN:
+        return MAX_COLUMN_WIDTH
+    return min(_text_width(text) + 2, MAX_COLUMN_WIDTH)
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _text_width(text: str) -> int:  # the same labels and figures recur in every unit's workbook
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
@@ -287,7 +299,8 @@ def _prepared_formula(ws, text: str) -> str | None:
 
 
 def _widest(values: list, short: int) -> int:
-    """The widest display (as `Book._grow` measures it) of the floats and short texts of a column; -1 if none.
+    """The widest display (as `Book._grow` measures it: a text that fills the column counts as _FILLS_COLUMN) of
+    the floats and short texts of a column; -1 if none.
     A float is shown as `f"{v:,.2f}"`, whose length only grows with |v| (plus one for a sign), so the extremes
     decide: no formatting of every figure."""
     widest = -1
@@ -299,7 +312,7 @@ def _widest(values: list, short: int) -> int:
             widest = 5  # -0.0 shows as "-0.00"
     texts = [v for v in values if v.__class__ is str and len(v) <= short]
     if texts:
-        widest = max(widest, max(map(_text_width, texts)))
+        widest = max(widest, max(_column_width(v) for v in texts) - 2)
     return widest
 
 
@@ -394,7 +407,7 @@ class Book:
 
     def _grow(self, ws, col: int, text: str) -> None:
         widths = self.widths[ws.name]
-        widths[col] = max(widths.get(col, 6), min(display_width(text) + 2, 50))
+        widths[col] = max(widths.get(col, 6), _column_width(text))
 
     def table(self, ws, top: int, columns: list[tuple[str, str]], rows: list[dict], left: int = 0,
               span_last: int = 0) -> int:
@@ -463,7 +476,7 @@ class Book:
         for j, values in enumerate(data):
             w = _widest(values, short)
             if w >= 0:
-                widths[left + j] = max(widths.get(left + j, 6), min(w + 2, 50))
+                widths[left + j] = max(widths.get(left + j, 6), min(w + 2, MAX_COLUMN_WIDTH))
 
     def close(self) -> None:
         for ws in self.wb.worksheets():

@@ -2,7 +2,7 @@
 unit, ~0.7 KB each in memory); the main process keeps only their counts, the units with errors and the few issues
 that belong to no unit, so that its memory does not grow with the number of units.
 
-- `spool_batch(folder, index, issues)` (in a worker): the batch's issues of its units, by severity, into one file of
+- `spool_batch(folder, index, issues)` (in a worker): the batch's issues of its units, a file per severity in
   `folder`; returns the batch's `Tally`, which is all that travels back.
 - `IssueLog`: the run's issues. Counted and listed by their tallies; iterated (read back from the files); or taken in
   the order of the 数据问题 sheet one chunk at a time (`chunks`), which is how the 汇总 and `check` write them.
@@ -42,7 +42,7 @@ PREFIX = "issues-"
 class Tally:
     """What the main process keeps of one batch's issues."""
 
-    file: str | None                        # the spooled issues of the batch's units (None: there were none)
+    files: dict[str, str]                   # severity → the file of the batch's issues of units of that severity
     counts: dict[str, int]                  # severity → number of issues (all of the batch's issues)
     with_errors: frozenset[tuple[str, int]]  # (单位编码, 财年) of the units with an error
     unitless: tuple[Issue, ...] = ()        # the issues of no unit, kept in memory (rare: files of no unit)
@@ -56,24 +56,25 @@ def _named(issue: Issue) -> bool:
 
 
 def spool_batch(folder: str | Path, index: int, issues: list[Issue]) -> Tally:
-    """Write the issues that name a unit to `folder/<index>.pickle` as {severity: [issues in the order found]}."""
+    """Write the issues that name a unit, those of each severity in the order found, to `folder/<index>-<k>.pickle`
+    (k: the severity's place in SEVERITY_ORDER)."""
     by_severity: dict[str, list[Issue]] = {}
     unitless: list[Issue] = []
     for i in issues:
         (by_severity.setdefault(i.severity, []) if _named(i) else unitless).append(i)
     units = sorted({i.unit for sev in by_severity.values() for i in sev})
-    path = None
-    if by_severity:
-        path = str(write_atomic(Path(folder) / f"{index:06d}.pickle",
-                                pickle.dumps(by_severity, protocol=pickle.HIGHEST_PROTOCOL)))
-    return Tally(path, dict(severity_counts(issues)), frozenset(units_with_errors(issues)),
+    files = {sev: str(write_atomic(Path(folder) / f"{index:06d}-{SEVERITY_ORDER[sev]}.pickle",
+                                   pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL)))
+             for sev, found in by_severity.items()}
+    return Tally(files, dict(severity_counts(issues)), frozenset(units_with_errors(issues)),
                  tuple(unitless), units[0] if units else "", units[-1] if units else "")
 
 
-def _read(tally: Tally) -> dict[str, list[Issue]]:
-    if tally.file is None:
-        return {}
-    with open(tally.file, "rb") as fh:
+def _read(tally: Tally, severity: str) -> list[Issue]:
+    """The batch's spooled issues of `severity`."""
+    if severity not in tally.files:
+        return []
+    with open(tally.files[severity], "rb") as fh:
         return pickle.load(fh)
 
 
@@ -127,13 +128,13 @@ class IssueLog:
             yield from t.unitless
         for t in self.tallies:
             for sev in SEVERITY_ORDER:
-                yield from _read(t).get(sev, [])
+                yield from _read(t, sev)
 
     def chunks(self, keep: Callable[[Issue], bool] = lambda i: True) -> Iterator[list[Issue]]:
         """The issues that `keep`, in chunks whose concatenation, each chunk sorted by issues_frame, is issues_frame
         of them all (the 数据问题 order, see the module doc); one batch's issues of one severity at most in memory.
         Empty chunks are left out."""
-        spooled = [t for t in self.tallies if t.file is not None]
+        spooled = [t for t in self.tallies if t.files]
         unitless = [i for i in [*self.loose, *(i for t in self.tallies for i in t.unitless)] if keep(i)]
         blank = [i for i in unitless if isinstance(i.unit, str) and not i.unit]
         missing = [i for i in unitless if not isinstance(i.unit, str) and pd.isna(i.unit)]
@@ -145,7 +146,7 @@ class IssueLog:
             return
         for sev in SEVERITY_ORDER:
             chunks = itertools.chain([[i for i in blank if i.severity == sev]],
-                                     ([i for i in _read(t).get(sev, []) if keep(i)] for t in spooled),  # lazily
+                                     ([i for i in _read(t, sev) if keep(i)] for t in spooled),  # lazily
                                      [[i for i in missing if i.severity == sev]])
             yield from (chunk for chunk in chunks if chunk)
 

@@ -81,7 +81,7 @@ def test_chunks_read_one_batch_at_a_time(tmp_path, monkeypatch):
     log = log_of(tmp_path, [[issue("错误", f"U{b}")] for b in range(5)])
     reads = []
     real = spool._read
-    monkeypatch.setattr(spool, "_read", lambda t: reads.append(t.file) or real(t))
+    monkeypatch.setattr(spool, "_read", lambda t, sev: reads.append((t, sev)) or real(t, sev))
     chunks = log.chunks()
     assert [i.unit for i in next(chunks)] == ["U0"] and len(reads) == 1
     assert [c[0].unit for c in chunks] == ["U1", "U2", "U3", "U4"]
