@@ -466,8 +466,12 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     by_code: dict[str, list] = {}
     loose: list = []          # staged files of no unit: assembled with the first batch, which reports them
     found: list[iss.Issue] = []
-    for i, key, unit, result in map_files(paths, input_dir, executor, cache_dir, force=force, want=False,
-                                          progress=progress):
+    # map_files yields as its tasks complete, so a unit whose files fall in two tasks (and the files of no unit) would
+    # come in whichever order the workers finished: put every file back in input order (its index), else the unit's
+    # issues, its 绩效自评报告 and its manifest hash change from one run to the next.
+    mapped = sorted(map_files(paths, input_dir, executor, cache_dir, force=force, want=False, progress=progress),
+                    key=lambda m: m[0])
+    for i, key, unit, result in mapped:
         keys.add(key)
         entry = (str(paths[i]), key, result)
         if unit:
@@ -476,6 +480,7 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
             found.extend(result[1])  # unreadable: its issues are all there is
         else:
             loose.append(entry)
+    del mapped
     cache_prune(cache_dir, keys - {None})
     t1 = time.perf_counter()
 

@@ -319,3 +319,28 @@ def test_the_floor_deals_each_kind_of_file_evenly():
     assert [sum(p.endswith(".xlsx") for p in s) for s in shares] in ([2, 1], [1, 2])
     assert [sum(p.endswith(".docx") for p in s) for s in shares] in ([2, 1], [1, 2])
     assert deal(outputs, 1) == [sorted(outputs, key=lambda p: (Path(p).suffix, p))]
+
+
+class _LastFirst(parallel.Executor):
+    """In-process, but hands the results back in reverse order: as a pool does when a later task finishes first."""
+
+    def imap(self, fn, items, *args):
+        yield from reversed(list(super().imap(fn, items, *args)))
+
+
+@pytest.mark.parametrize("inputs", ["units", "defects"])
+def test_the_order_tasks_finish_in_changes_nothing(inputs, units_dir, tmp_path, monkeypatch):
+    """The file map's results come back as its tasks complete; a unit whose files fall in two tasks (and the files
+    of no unit) must still be assembled in input order, or its issues come in another order and an unchanged rerun
+    renders it again (its hash changed). One file per task, the last task first, gives the same outputs, manifest
+    and issues."""
+    inp = units_dir if inputs == "units" else DEFECTS
+    monkeypatch.setattr(run_module, "FILES_PER_TASK", 1)
+    fw, _ = load_framework(default_framework_path())
+    in_order = run_streaming(inp, fw, tmp_path / "in_order", batch_size=2)
+    last_first = run_streaming(inp, fw, tmp_path / "last_first", executor=_LastFirst(), batch_size=2)
+    assert tree(tmp_path / "last_first") == tree(tmp_path / "in_order")
+    state = lambda name: incremental.read_state(tmp_path / name)  # noqa: E731
+    assert state("last_first") == state("in_order")
+    assert issues_frame(last_first.issues).equals(issues_frame(in_order.issues))
+    assert list(last_first.issues) == list(in_order.issues)  # in spool order, before issues_frame sorts them
