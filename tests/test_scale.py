@@ -230,10 +230,21 @@ def test_progress_bar_and_summary(units_dir, tmp_path, capsys, monkeypatch):
 def test_batches_split_consecutive_codes():
     codes = [f"U{i:02d}" for i in range(10)]
     assert batch_units(codes, workers=1, size=4) == [codes[0:4], codes[4:8], codes[8:10]]
-    # by default at least BATCHES_PER_WORKER (4) batches per worker: 10 units, 2 workers → ⌈10 / 8⌉ = 2 per batch
-    assert [len(b) for b in batch_units(codes, workers=2)] == [2, 2, 2, 2, 2]
-    assert max(len(b) for b in batch_units([str(i) for i in range(10_000)], workers=2)) == 50  # BATCH_UNITS
     assert batch_units([], workers=2) == []
+    # guided: ⌈remaining ÷ (2 × workers)⌉ units, at most 50 and at least 10 (at most an equal share per worker);
+    # a remainder below the least size joins the batch before it
+    # 1,000 units, 2 workers: 50 while ⌈remaining ÷ 4⌉ ≥ 50 (remaining 1000, 950, …, 200: 17 batches), then
+    # ⌈150/4⌉ = 38, ⌈112/4⌉ = 28, ⌈84/4⌉ = 21, ⌈63/4⌉ = 16, ⌈47/4⌉ = 12, 10 (35 left), 10 (25 left), 15 (5 would remain)
+    sizes = [len(b) for b in batch_units([f"{i:04d}" for i in range(1000)], workers=2)]
+    assert sizes == [50] * 17 + [38, 28, 21, 16, 12, 10, 10, 15]
+    # 100 units, 2 workers: ⌈100/4⌉ = 25, ⌈75/4⌉ = 19, ⌈56/4⌉ = 14, ⌈42/4⌉ = 11, 10, 10, then 11 (1 would remain)
+    assert [len(b) for b in batch_units([str(i) for i in range(100)], workers=2)] == [25, 19, 14, 11, 10, 10, 11]
+    # 10 units, 2 workers: at most ⌈10 / 2⌉ = 5 per batch, so both workers get one
+    assert batch_units(codes, workers=2) == [codes[0:5], codes[5:10]]
+    assert batch_units(codes[:1], workers=4) == [codes[:1]]
+    # consecutive, in order, every code once
+    many = [f"{i:05d}" for i in range(12_345)]
+    assert [c for b in batch_units(many, workers=3) for c in b] == many
 
 
 def test_one_unit_per_batch_equals_one_batch(units_dir, tmp_path):
