@@ -503,11 +503,13 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     log = IssueLog.create(spool_parent, found)
     # At least one batch: files of no unit are reported by it, and an empty input still gets well-formed tables.
     batches = batch_units(sorted(by_code), executor.workers, batch_size) or [[]]
+    old_by_code: dict[str, dict] = {}  # "<财年>/<单位编码>" → entry, grouped by 单位编码 once (not once per batch)
+    for uid, e in old_units.items():
+        old_by_code.setdefault(uid.split("/", 1)[1], {})[uid] = e
     jobs = []
     for b, codes in enumerate(batches):
         files = [f for c in codes for f in by_code[c]] + (loose if b == 0 else [])
-        wanted = set(codes)
-        mine = {uid: e for uid, e in old_units.items() if uid.split("/", 1)[1] in wanted}
+        mine = {uid: e for c in codes for uid, e in old_by_code.get(c, {}).items()}
         jobs.append(BatchJob(files, str(cache_dir), str(input_dir), str(output_dir), framework, mine, when, b, write,
                              str(log.folder)))
     parts: list = [None] * len(jobs)
