@@ -10,7 +10,9 @@ producing exactly the bytes xlsxwriter's own methods produce (tests/test_render.
 cell is always a shared string: nothing is parsed as a formula, a number or a URL on either path. A unit's workbook
 is built in memory and written to its file at once, its parts zipped by `ziparchive` (ISA-L's deflate) instead of
 zipfile (`_Workbook`): the same parts, in the same order, only compressed faster. What the workbook and the Word
-report (report.py) both derive from a unit's tables is computed once per unit (`UnitReport.derived`).
+report (report.py) both derive from a unit's tables is computed once per unit (`UnitReport.derived`). The 汇总
+(summary.py) is streamed (`constant_memory`): its table cells go into the cell table of the row being written, which
+`_Sheet._write_single_row` writes out, texts inline, when the next row starts (tests/test_summary_speed.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import functools
 import gc
 import io
 import math
+import operator
 import re
 import unicodedata
 import urllib.parse
@@ -110,11 +113,31 @@ _FAST = xlsxwriter.__version__ in _FAST_XLSXWRITER
 _FORMULA_ERRORS = ("#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!")
 
 
+class _Letters(dict):
+    """Column index → its letters (`xl_col_to_name`), computed on first use."""
+
+    def __missing__(self, col: int) -> str:
+        letters = self[col] = xl_col_to_name(col)
+        return letters
+
+
+_LETTERS = _Letters()
+# The cell kinds `_Sheet._write_row_elements` writes itself (with a format): xlsxwriter's String, Number, Blank and
+# Formula.
+_PLAIN_CELLS = frozenset((_xw.CellStringTuple, _xw.CellNumberTuple, _xw.CellBlankTuple, _xw.CellFormulaTuple))
+
+
 class _Sheet(_xw.Worksheet):
-    """xlsxwriter's Worksheet with a faster writer of `<sheetData>`: the same XML byte for byte (rows and cells in
-    the same order, format indices assigned in the same order), without a method call and an attribute list per
-    cell. Cell kinds other than number, shared string, blank and plain formula, and cells without a format, are
-    handed to xlsxwriter's own `_write_cell`."""
+    """xlsxwriter's Worksheet with faster writers of `<sheetData>`: of the whole sheet (`_write_rows`) and, in
+    constant_memory mode, of each row as a later row is written (`_write_single_row`). The same XML byte for byte
+    (rows and cells in the same order, format indices assigned in the same order), without a method call and an
+    attribute list per cell. Cell kinds other than number, string, blank and plain formula, cells without a format
+    and, in constant_memory mode, strings that xlsxwriter's escapes change are handed to xlsxwriter's own
+    `_write_cell`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._xf: dict = {}  # format → its xf index (as text), as `_get_xf_index` gives it: an index never changes
 
     def _calculate_spans(self) -> None:
         # The `spans` of a block of 16 rows: first:last column (1-based) with a cell or a comment in the block.
@@ -141,45 +164,63 @@ class _Sheet(_xw.Worksheet):
     def _write_rows(self) -> None:
         self._calculate_spans()
         table, comments, row_info, spans = self.table, self.comments, self.row_info, self.row_spans
-        rmin, rmax, cmin, cmax = self.dim_rowmin, self.dim_rowmax, self.dim_colmin, self.dim_colmax
+        rmin, rmax = self.dim_rowmin, self.dim_rowmax
         rows = sorted({r for r, cells in table.items() if cells} | set(comments) | set(row_info))
+        self._write_row_elements((row, spans.get(row // 16), row_info.get(row), table.get(row))
+                                 for row in rows if rmin <= row <= rmax)
+
+    def _write_single_row(self, current_row_num: int = 0) -> None:
+        """constant_memory mode: the row written so far (`previous_row`) goes to the sheet's temporary file, as
+        xlsxwriter's own method writes it (no spans in this mode), and `current_row_num` becomes the row written.
+        A row without cells (only row_info or a comment) is left to xlsxwriter's method."""
+        row = self.previous_row
+        cells = self.table.get(row)
+        if not cells:
+            super()._write_single_row(current_row_num)
+            return
+        self.previous_row = current_row_num
+        self._write_row_elements([(row, None, self.row_info.get(row), cells)])
+        self.table.clear()
+
+    def _write_row_elements(self, rows) -> None:
+        """A `<row>` element for each (row, span, row_info, cells): xlsxwriter's empty row without cells, else the
+        `<c>` elements of the cells within the used columns, left to right. A string is a shared string's index, or
+        in constant_memory mode the text itself, written inline (a row's texts checked at once, each text only when
+        some text of the row is not plain)."""
         plain_rows = self.default_row_height == self.original_row_height and self.excel_version != 2010
-        letters = {c: xl_col_to_name(c) for c in range(cmin, cmax + 1)}
-        xf: dict = {}
-        write = self.fh.write
-        number_cell, string_cell = _xw.CellNumberTuple, _xw.CellStringTuple
-        blank_cell, formula_cell = _xw.CellBlankTuple, _xw.CellFormulaTuple
-        for row in rows:
-            if row < rmin or row > rmax:
-                continue
-            cells = table.get(row)
-            span = spans.get(row // 16)
-            info = row_info.get(row)
+        cmin, cmax, xf, inline, write = self.dim_colmin, self.dim_colmax, self._xf, self.constant_memory, self.fh.write
+        letters, plain_cells, plain_text = _LETTERS, _PLAIN_CELLS, _is_plain
+        number_cell, string_cell, blank_cell = _xw.CellNumberTuple, _xw.CellStringTuple, _xw.CellBlankTuple
+        for row, span, info, cells in rows:
             if not cells:
                 self._write_empty_row(row, span, info)
                 continue
-            if info is None and plain_rows:
-                write(f'<row r="{row + 1}" spans="{span}">' if span else f'<row r="{row + 1}">')
+            n = str(row + 1)
+            if info is None and plain_rows:  # written with the cells
+                out = [f'<row r="{n}" spans="{span}">' if span else f'<row r="{n}">']
             else:
                 self._write_row(row, span, info)
-            n = str(row + 1)
-            out = []
+                out = []
+            all_plain = not inline or _all_plain([c.string for c in cells.values() if c.__class__ is string_cell])
             for col in sorted(cells):
                 if col < cmin or col > cmax:
                     continue
                 cell = cells[col]
                 kind, fmt = cell.__class__, cell.format
-                if fmt is None or (kind is not string_cell and kind is not number_cell and kind is not blank_cell
-                                   and kind is not formula_cell):
+                if fmt is None or kind not in plain_cells or (kind is string_cell and not all_plain
+                                                              and not plain_text(cell.string)):
                     write("".join(out))
                     out = []
                     self._write_cell(row, col, cell)
                     continue
                 s = xf.get(fmt)
                 if s is None:
-                    s = xf[fmt] = fmt._get_xf_index()
+                    s = xf[fmt] = str(fmt._get_xf_index())
                 if kind is string_cell:
-                    out.append(f'<c r="{letters[col]}{n}" s="{s}" t="s"><v>{cell.string}</v></c>')
+                    if inline:
+                        out.append(f'<c r="{letters[col]}{n}" s="{s}" t="inlineStr"><is><t>{cell.string}</t></is></c>')
+                    else:
+                        out.append(f'<c r="{letters[col]}{n}" s="{s}" t="s"><v>{cell.string}</v></c>')
                 elif kind is number_cell:
                     out.append(f'<c r="{letters[col]}{n}" s="{s}"><v>{cell.number:.16G}</v></c>')
                 elif kind is blank_cell:
@@ -199,6 +240,21 @@ class _Sheet(_xw.Worksheet):
 # A shared string none of xlsxwriter's escapes change: no `_xHHHH_` or control character to encode, no XML special
 # character, no leading or trailing whitespace to preserve (and, with no `<`, not a rich string).
 _SPECIAL_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f&<>\ufffe\uffff]|_x[0-9a-fA-F]{4}_|^\s|\s$")
+
+
+def _is_plain(text: str) -> bool:
+    """True only for a text `_SPECIAL_TEXT` finds nothing in, checked without the regular expression (≈ 2× faster
+    on the 汇总's texts): a printable text has no control character, no non-character and no whitespace but the
+    space. A text with `_x` is never plain, also when no `_xHHHH_` follows."""
+    return text.isprintable() and not ("&" in text or "<" in text or ">" in text or "_x" in text
+                                       or text.startswith(" ") or text.endswith(" "))
+
+
+def _all_plain(texts: list[str]) -> bool:
+    """True only when every text is plain (`_is_plain`), checked on the texts joined by `|`: a text that starts or
+    ends with a space shows as `| ` or ` |` inside (a `|` within a text at most makes this answer False)."""
+    joined = "|".join(texts)
+    return _is_plain(joined) and "| " not in joined and " |" not in joined
 
 
 class _SharedStrings(_xs.SharedStrings):
@@ -310,9 +366,10 @@ def _widest(values: list, short: int) -> int:
         widest = max(len(f"{low:,.2f}"), len(f"{high:,.2f}"))
         if low == 0 and widest < 5 and any(math.copysign(1.0, v) < 0 for v in floats if v == 0):
             widest = 5  # -0.0 shows as "-0.00"
-    texts = [v for v in values if v.__class__ is str and len(v) <= short]
+    texts = {v for v in values if v.__class__ is str and len(v) <= short}  # each distinct text measured once
     if texts:
-        widest = max(widest, max(_column_width(v) for v in texts) - 2)
+        fills = max(map(len, texts)) >= _FILLS_COLUMN  # then as wide as a column grows: no need to measure the rest
+        widest = max(widest, (MAX_COLUMN_WIDTH if fills else max(map(_column_width, texts))) - 2)
     return widest
 
 
@@ -337,7 +394,7 @@ class Book:
         however many rows a sheet has; the cells of each sheet must then be written row after row."""
         self.path = path
         self.header_text = header_text
-        self.fast = _FAST and not constant_memory  # the fast cell path writes into the in-memory table
+        self.fast = _FAST  # cells stored directly and `_Sheet`'s writers of <sheetData>
         workbook = _Workbook if self.fast else xlsxwriter.Workbook
         target = path if hasattr(path, "write") else str(path)
         memory = {"constant_memory": True} if constant_memory else {"in_memory": True}  # else no temp file per sheet
@@ -397,7 +454,7 @@ class Book:
     def formula(self, ws, row: int, col: int, text: str, fmt: str, value) -> None:
         """`write_formula` with its cached value (xlsxwriter's preparation of the text is cached across workbooks)."""
         f = self.fmt[fmt]
-        if self.fast and not ws.use_future_functions:
+        if self.fast and not ws.constant_memory and not ws.use_future_functions:
             prepared = _prepared_formula(ws, text)
             if prepared is not None:
                 if not ws._check_dimensions(row, col):
@@ -432,21 +489,28 @@ class Book:
                 ws.merge_range(i, left + last, i, left + last + span_last, "" if value is None else str(value),
                                self.fmt[columns[last][1]])
             ws.merge_range(top, left + last, top, left + last + span_last, columns[-1][0], header)
-        elif n:
-            self._fill(ws, top + 1, left, columns, data, n)
+        else:
+            self.rows(ws, top + 1, columns, data, n, left)
         return top + n + 1
 
-    def _fill(self, ws, top: int, left: int, columns: list[tuple[str, str]], data: list[list], n: int) -> None:
-        """The body of a table, row by row and left to right as `write` goes (shared strings are numbered in the
-        order of first use, so the order is part of the output). Values of the common types (str, float, None) are
-        stored as cells directly; any other value goes through `write`."""
+    def rows(self, ws, top: int, columns: list[tuple[str, str]], data: list[list], n: int, left: int = 0) -> int:
+        """The body of a table without its header from row `top`: data[j] holds the n values of columns[j] (field,
+        format). Row by row and left to right as `write` goes (shared strings are numbered in the order of first
+        use, so the order is part of the output). Values of the common types (str, float, None) are stored as cells
+        directly, in constant_memory mode each row written out when the next one starts, as xlsxwriter does it; any
+        other value goes through `write`. Returns the next free row."""
+        if not n:
+            return top
         names = [fmt for _, fmt in columns]
         last_row, last_col = top + n - 1, left + len(columns) - 1
-        if not self.fast or ws.constant_memory or last_row >= ws.xls_rowmax or last_col >= ws.xls_colmax:
+        stream = ws.constant_memory
+        if not self.fast or last_row >= ws.xls_rowmax or last_col >= ws.xls_colmax or \
+                (stream and top < ws.previous_row):  # rows already written out: xlsxwriter ignores the cells
             for i, values in enumerate(zip(*data), start=top):
                 for j, value in enumerate(values):
                     self.write(ws, i, left + j, value, names[j])
-            return
+            return top + n
+        _touch(ws, top, left, last_row, last_col)  # before any row is written out: it is written within these columns
         fmts = [self.fmt[name] for name in names]
         blanks = [_xw.CellBlankTuple(f) for f in fmts]
         number_cell, string_cell, new = _xw.CellNumberTuple, _xw.CellStringTuple, tuple.__new__
@@ -454,6 +518,8 @@ class Book:
         short = ws.xls_strmax // 2  # longer text may need truncating: left to write_string
         table = ws.table
         for i, values in enumerate(zip(*data), start=top):
+            if stream and i > ws.previous_row:
+                ws._write_single_row(i)
             cells = table[i]
             for j, value in enumerate(values):
                 kind = value.__class__
@@ -466,17 +532,17 @@ class Book:
                     else:
                         cells[left + j] = new(number_cell, (value, fmts[j]))
                 elif kind is str and len(value) <= short:
-                    cells[left + j] = new(string_cell, (shared(value), fmts[j]))
+                    cells[left + j] = new(string_cell, (value if stream else shared(value), fmts[j]))
                 elif value is None:
                     cells[left + j] = blanks[j]
                 else:
                     self.write(ws, i, left + j, value, names[j])  # grows the width itself
-        _touch(ws, top, left, last_row, last_col)
         widths = self.widths[ws.name]
         for j, values in enumerate(data):
             w = _widest(values, short)
             if w >= 0:
                 widths[left + j] = max(widths.get(left + j, 6), min(w + 2, MAX_COLUMN_WIDTH))
+        return top + n
 
     def close(self) -> None:
         for ws in self.wb.worksheets():
@@ -1022,18 +1088,24 @@ ISSUE_SHEET_COLUMNS = [("严重程度", "text"), ("文件", "text"), ("工作表
                        ("问题", "text"), ("原值", "text"), ("代码", "text")]
 
 
-def _issue_columns(issues: list) -> dict[str, list]:
-    """The columns of `issues_frame(issues)` the 数据问题 sheet shows, in its order (errors first, then by 单位编码,
-    文件, 工作表, stable). Plain text fields (the rule) are sorted here; anything else goes through the frame."""
-    shown = [(i.severity, i.file, i.sheet, i.cell, i.message, i.value, i.code, i.unit) for i in issues]
-    if not all(v.__class__ is str for row in shown for v in row):
+_SHEET_ISSUE_NAMES = tuple(name for name, _ in ISSUE_SHEET_COLUMNS)
+# The Issue field of each text column of issues_frame.
+_ISSUE_FIELDS = {"严重程度": "severity", "代码": "code", "单位编码": "unit", "文件": "file", "工作表": "sheet",
+                 "单元格": "cell", "问题": "message", "原值": "value"}
+
+
+def _issue_columns(issues: list, names: tuple[str, ...] = _SHEET_ISSUE_NAMES) -> dict[str, list]:
+    """The columns `names` of `issues_frame(issues)` (by default those the 数据问题 sheet shows), in its order
+    (errors first, then by 单位编码, 文件, 工作表, stable). Plain text fields (the rule) are sorted here; anything
+    else goes through the frame. The 汇总 takes its issues' columns from here too (summary.issues_tables)."""
+    fields = operator.attrgetter("severity", "unit", "file", "sheet", *(_ISSUE_FIELDS[name] for name in names))
+    rows = [fields(i) for i in issues]
+    if not all(v.__class__ is str for row in rows for v in row):
         frame = issues_frame(issues)
-        return {name: frame[name].tolist() for name, _ in ISSUE_SHEET_COLUMNS}
-    shown.sort(key=lambda r: (SEVERITY_ORDER[r[0]], r[7], r[1], r[2]))
-    names = [name for name, _ in ISSUE_SHEET_COLUMNS]
-    if not shown:
-        return {name: [] for name in names}
-    return dict(zip(names, (list(c) for c in zip(*shown))))
+        return {name: frame[name].tolist() for name in names}
+    rows.sort(key=lambda r: (SEVERITY_ORDER[r[0]], r[1], r[2], r[3]))
+    columns = list(zip(*rows))[4:] if rows else [() for _ in names]
+    return {name: list(values) for name, values in zip(names, columns)}
 
 
 def _issues_sheet(book: Book, report: UnitReport) -> None:

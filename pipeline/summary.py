@@ -1,9 +1,10 @@
 """The summary workbook `output/<财年>/汇总.xlsx`: every unit of one fiscal year side by side, and year-on-year
 figures of one unit.
 
-The table builders are pure (Evaluation → DataFrames with the Chinese column names shown to users); only
-`write_summary` touches a file, through render.Book, written to a temporary name and renamed. Several fiscal years in
-one input are kept apart: the caller writes one 汇总.xlsx per 财年.
+The table builders are pure (Evaluation → DataFrames with the Chinese column names shown to users; 数据问题 as column
+lists a chunk at a time); only `write_summary` touches a file, through render.Book (streamed: constant_memory), written
+to a temporary name and renamed. Several fiscal years in one input are kept apart: the caller writes one 汇总.xlsx per
+财年.
 
 Tables of `summary_tables(ev, year)`:
 
@@ -23,12 +24,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from itertools import groupby
 from pathlib import Path
 
 import pandas as pd
 
 from .atomic import atomic_output
-from .issues import issues_frame
 from .numbers import excel_round
 from .spool import sheet_chunks
 
@@ -194,23 +195,28 @@ def budget_totals(units: pd.DataFrame, indicators: pd.DataFrame) -> pd.DataFrame
 ISSUE_COLUMNS = ["单位编码", "单位名称", "严重程度", "文件", "工作表", "单元格", "问题", "原值", "代码"]
 
 
-def issues_tables(issues, units: pd.DataFrame, year: int) -> Iterator[pd.DataFrame]:
+def issues_tables(issues, units: pd.DataFrame, year: int) -> Iterator[dict[str, list]]:
     """All issues of the year's units (errors first), plus those of files that belong to no unit (unreadable or
     without 单位编码/财年): they are shown in every year's summary, since their year is unknown. `issues`: a list or
     a run's spool.IssueLog; the rows come a chunk at a time, in order (a province's issues are never all in
-    memory)."""
+    memory), each chunk as its columns: ISSUE_COLUMNS → the values of issues_frame's rows (render._issue_columns,
+    without a frame per chunk), a blank 单位编码 as None."""
+    from .render import _issue_columns  # render imports xlsxwriter; keep the builders light
+
     names = dict(zip(units["单位编码"], units["单位名称"]))
+    fields = tuple(c for c in ISSUE_COLUMNS if c != "单位名称")
     for chunk in sheet_chunks(issues, lambda i: i.year == year or (not i.unit and i.year is None)):
-        frame = issues_frame(chunk)
-        frame["单位名称"] = [names.get(c) if c else None for c in frame["单位编码"]]
-        frame["单位编码"] = [c or None for c in frame["单位编码"]]
-        yield frame[ISSUE_COLUMNS].reset_index(drop=True)
+        columns = _issue_columns(chunk, fields)
+        codes = columns["单位编码"]
+        columns["单位名称"] = [names.get(c) if c else None for c in codes]
+        columns["单位编码"] = [c or None for c in codes]
+        yield {name: columns[name] for name in ISSUE_COLUMNS}
 
 
 def summary_tables(ev, year: int, framework=None) -> dict:
     """The tables of one fiscal year's 汇总.xlsx (see the module doc) from `ev`: an Evaluation or a RunResult
     (attributes units, totals, losses, indicators, issues). `framework` (optional) gives the grade order
-    and the names of the 绩效目标 rules. Each is a DataFrame but "数据问题": an iterator of DataFrames, the rows in
+    and the names of the 绩效目标 rules. Each is a DataFrame but "数据问题": an iterator of column lists, the rows in
     order a chunk at a time (issues_tables), read once."""
     year = int(year)
     of_year = lambda df: df[df["财年"] == year].reset_index(drop=True)  # noqa: E731
@@ -297,8 +303,15 @@ def _columns(df: pd.DataFrame, default: str = "text") -> list[tuple[str, str]]:
     return [(c, FORMATS.get(c, default)) for c in df.columns]
 
 
-def _records(df: pd.DataFrame) -> list[dict]:
-    return [{k: (None if v is pd.NA else v) for k, v in r.items()} for r in df.to_dict("records")]
+def _values(df: pd.DataFrame) -> list[list]:
+    """The columns of a table as lists of the values its rows hold (as `to_dict("records")` gives them: a gap in a
+    nullable column is None), without a dict per row (a 汇总 has a row per unit and per data issue)."""
+    return [[None if v is pd.NA else v for v in values] for values in df.to_numpy(dtype=object).T.tolist()]
+
+
+def _table(book, ws, top: int, df: pd.DataFrame, default: str = "text") -> int:
+    """A header row and the rows of `df` (render.Book.grid); returns the next free row."""
+    return book.grid(ws, top, _columns(df, default), _values(df), len(df))
 
 
 def write_summary(tables: dict[str, pd.DataFrame], path: Path, year: int) -> Path:
@@ -322,7 +335,7 @@ def _ranking_sheet(book, tables, year: int) -> None:
     rank = tables["排名"]
     ws = book.sheet("汇总排名", header_rows=1)
     ws.write_string(0, 0, f"{year}年度部门整体支出绩效评价结果汇总（共 {len(rank)} 个单位）", book.fmt["title"])
-    book.table(ws, 1, _columns(rank, "number"), _records(rank))
+    _table(book, ws, 1, rank, "number")
     ws.freeze_panes(2, 3)
     if len(rank):
         ws.autofilter(1, 0, len(rank) + 1, len(rank.columns) - 1)
@@ -332,11 +345,11 @@ def _distribution_sheet(book, tables) -> None:
     ws = book.sheet("分布", landscape=False)
     grades, bands = tables["等级分布"], tables["分数分布"]
     ws.write_string(0, 0, "等级分布", book.fmt["subtitle"])
-    book.table(ws, 1, _columns(grades), _records(grades))
+    _table(book, ws, 1, grades)
     _count_chart(book, ws, 1, len(grades), 2, "各等级单位数", "F2", int(grades["单位数"].max() if len(grades) else 0))
     top = max(len(grades) + 3, 18)
     ws.write_string(top, 0, "分数分布", book.fmt["subtitle"])
-    book.table(ws, top + 1, _columns(bands), _records(bands))
+    _table(book, ws, top + 1, bands)
     _count_chart(book, ws, top + 1, len(bands), 1, "各分数段单位数", f"F{top + 2}", int(bands["单位数"].max()))
 
 
@@ -363,40 +376,52 @@ def _count_chart(book, ws, header_row: int, n: int, col: int, title: str, anchor
 def _plain_sheet(book, name: str, title: str, df: pd.DataFrame, default: str, bold_last: bool = False) -> None:
     ws = book.sheet(name, header_rows=1)
     ws.write_string(0, 0, title, book.fmt["subtitle"])
-    columns, rows = _columns(df, default), _records(df)
-    if bold_last and rows:  # the 合计 row: its label in bold
-        book.table(ws, 1, columns, rows[:-1])
-        _row(book, ws, len(rows) + 1, columns, rows[-1], {0: "label"})
+    columns, data, n = _columns(df, default), _values(df), len(df)
+    if bold_last and n:  # the 合计 row: its label in bold
+        book.grid(ws, 1, columns, [values[:-1] for values in data], n - 1)
+        _row(book, ws, n + 1, columns, [values[-1] for values in data], {0: "label"})
     else:
-        book.table(ws, 1, columns, rows)
+        book.grid(ws, 1, columns, data, n)
     if df.empty:
         ws.write_string(2, 0, "无", book.fmt["text"])
     ws.freeze_panes(2, 0)
 
 
-def _row(book, ws, row: int, columns: list[tuple[str, str]], record: dict, formats: dict[int, str]) -> None:
-    """One table row; `formats` overrides the column format of some cells (by column position)."""
-    for j, (name, fmt) in enumerate(columns):
-        book.write(ws, row, j, record.get(name), formats.get(j, fmt))
+def _row(book, ws, row: int, columns: list[tuple[str, str]], values: list, formats: dict[int, str]) -> None:
+    """One table row (a value per column); `formats` overrides the column format of some cells (by position)."""
+    for j, ((_, fmt), value) in enumerate(zip(columns, values)):
+        book.write(ws, row, j, value, formats.get(j, fmt))
 
 
 SEVERITY_FORMATS = {"错误": "error", "警告": "warning"}
 
 
-def _issues_sheet(book, frames: Iterable[pd.DataFrame]) -> None:
+def _issues_sheet(book, chunks: Iterable[dict[str, list]]) -> None:
     """The 数据问题 sheet from issues_tables' chunks, written as they come."""
     ws = book.sheet("数据问题", header_rows=0)
     columns = [(c, FORMATS.get(c, "text")) for c in ISSUE_COLUMNS]
     book.table(ws, 0, columns, [])  # the header
-    severity = ISSUE_COLUMNS.index("严重程度")
     n = 0
-    for df in frames:
-        for r in _records(df):
-            n += 1
-            _row(book, ws, n, columns, r, {severity: SEVERITY_FORMATS.get(r["严重程度"], columns[severity][1])})
+    for chunk in chunks:
+        n = _issue_rows(book, ws, n + 1, columns, [chunk[c] for c in ISSUE_COLUMNS]) - 1
     if not n:
         ws.write_string(1, 0, "未发现数据问题", book.fmt["text"])
     ws.freeze_panes(1, 0)
     if n:
         ws.autofilter(0, 0, n, len(columns) - 1)
     book.widths[ws.name][6] = 70
+
+
+def _issue_rows(book, ws, top: int, columns: list[tuple[str, str]], data: list[list]) -> int:
+    """Issues (column lists in ISSUE_COLUMNS order) from row `top`, the 严重程度 cell in the format of its
+    severity (SEVERITY_FORMATS): a run of rows of one severity (they come sorted by it) is written at once
+    (render.Book.rows). Returns the next free row."""
+    severity = ISSUE_COLUMNS.index("严重程度")
+    name, default = columns[severity]
+    start = 0
+    for level, run in groupby(data[severity]):
+        end = start + sum(1 for _ in run)
+        formats = [*columns[:severity], (name, SEVERITY_FORMATS.get(level, default)), *columns[severity + 1:]]
+        book.rows(ws, top + start, formats, [values[start:end] for values in data], end - start)
+        start = end
+    return top + start

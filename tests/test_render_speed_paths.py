@@ -66,10 +66,11 @@ def test_shared_strings_are_written_as_excel_wants_them():
     assert xml.endswith("".join(SHARED_STRINGS.values()) + "</sst>")
 
 
+@pytest.mark.parametrize("constant_memory", [False, True])
 @pytest.mark.parametrize("fast", [True, False])
-def test_the_fast_classes_only_on_the_fast_path(tmp_path, monkeypatch, fast):
+def test_the_fast_classes_only_on_the_fast_path(tmp_path, monkeypatch, fast, constant_memory):
     monkeypatch.setattr(render, "_FAST", fast)
-    book = render.Book(tmp_path / "x.xlsx", "x")
+    book = render.Book(tmp_path / "x.xlsx", "x", constant_memory=constant_memory)
     classes = (type(book.wb), type(book.sheet("s")), type(book.wb._get_packager()))
     book.close()
     if fast:

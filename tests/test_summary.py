@@ -122,11 +122,12 @@ def test_budget_totals_and_overall_rates(ev):
 
 
 def test_issues_of_the_year_with_unit_names(ev):
-    iss = pd.concat(list(summary.summary_tables(ev, 2023)["数据问题"]), ignore_index=True)  # errors first; the
-    # file of no unit shown in every year
-    assert iss["问题"].tolist() == ["读不出的文件", "U1 的问题"]
-    assert iss.loc[1, ["单位编码", "单位名称"]].tolist() == ["U1", "一局"]
-    assert iss.loc[0, ["单位编码", "单位名称"]].isna().all()
+    chunks = list(summary.summary_tables(ev, 2023)["数据问题"])  # errors first; the file of no unit in every year
+    assert all(list(chunk) == summary.ISSUE_COLUMNS for chunk in chunks)
+    iss = {name: [v for chunk in chunks for v in chunk[name]] for name in summary.ISSUE_COLUMNS}
+    assert iss["问题"] == ["读不出的文件", "U1 的问题"]
+    assert [iss["单位编码"][1], iss["单位名称"][1]] == ["U1", "一局"]
+    assert [iss["单位编码"][0], iss["单位名称"][0]] == [None, None]
 
 
 def test_write_summary_reads_back(ev, tmp_path):
