@@ -3,11 +3,19 @@ the previous result intact and never half a workbook."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+# A temporary file is created new (never an existing file or a link followed), write-only, in binary mode on Windows.
+_CREATE_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+                 | getattr(os, "O_BINARY", 0))
+_MODE = 0o644  # outputs are ordinary files colleagues must be able to open, whatever the umask
+_serial = itertools.count()  # numbers this process's temporary files
 
 
 @contextmanager
@@ -21,7 +29,7 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary files colleagues must be able to open
+        os.chmod(tmp, _MODE)  # the writer may have created the file again, under the umask
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -30,8 +38,8 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
 
 def write_atomic(path: Path | str, content: bytes | str) -> Path:
     """Write bytes (or text as UTF-8) atomically; returns the path. Same steps as atomic_output, written through
-    the temporary file's own descriptor (a run writes several small files per unit and one cache entry per input
-    file: opening each twice and creating its folder each time cost a third of the write)."""
+    the temporary file's own descriptor, which also sets its mode (a run writes several small files per unit and
+    one cache entry per input file: each system call and each path lookup counts)."""
     data = content.encode("utf-8") if isinstance(content, str) else content
     path = Path(path)
     try:
@@ -40,9 +48,10 @@ def write_atomic(path: Path | str, content: bytes | str) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = _temporary_beside(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(name, 0o644)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)
@@ -50,5 +59,25 @@ def write_atomic(path: Path | str, content: bytes | str) -> Path:
     return path
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """All of `data` into the new file `fd`, with the output mode (os.write may write less than it is given). The
+    mode is changed only when the umask took something away: a change of mode is a journaled metadata write on
+    most file systems, looking at it is not."""
+    if hasattr(os, "fchmod") and stat.S_IMODE(os.fstat(fd).st_mode) != _MODE:
+        os.fchmod(fd, _MODE)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _temporary_beside(path: Path) -> tuple[int, str]:
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    """A new empty file in `path`'s folder, open for writing, named like mkstemp's (`.{stem}.{8 characters}{suffix}`,
+    so no longer than before) but with the 8 characters made from the pid and a serial number rather than drawn at
+    random. A name already taken (by another process, or left behind by a killed one) falls back to mkstemp. The
+    mode set here is the umask's; the callers set the output mode."""
+    token = f"{os.getpid() & 0xFFF:03x}{next(_serial) & 0xFFFFF:05x}"
+    name = os.path.join(path.parent, f".{path.stem}.{token}{path.suffix}")
+    try:
+        return os.open(name, _CREATE_FLAGS, _MODE), name
+    except FileExistsError:
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)

@@ -42,20 +42,38 @@ MAX_ZIP_ENTRIES = 10_000
 MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 200  # per entry, only checked for entries above 1 MiB uncompressed
 
-_NO_CELLS = np.empty((0, 0), dtype=object)
-_HELP_KEY = normalize_sheet_name(HELP_SHEET)
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and also encrypted (password-protected) .xlsx
 _FIX_RESAVE = "请用 Excel 或 WPS 打开后另存为 .xlsx 格式，再重新放入输入目录"
 
 
-@dataclass(frozen=True)
 class RawSheet:
     """One worksheet as read. `name` is the sheet name as it appears in the workbook (what the user sees on the tab,
     e.g. `预算执行（2023）`); `grid` holds raw cell values, object dtype, index = 1-based Excel row,
-    columns = 0-based column index, empty cells None. Grain: one row per Excel row from row 1."""
+    columns = 0-based column index, empty cells None. Grain: one row per Excel row from row 1.
 
-    name: str
-    grid: pd.DataFrame
+    Made from a grid, or (by load_file) from its rows as lists (`values`: list position = Excel position, padded
+    to one width), whose grid is built when first asked for and from then on is the sheet's values. `rows()` gives
+    the values row by row either way: staging reads them so, and a DataFrame per sheet costs more than its cells."""
+
+    __slots__ = ("_grid", "_values", "name")
+
+    def __init__(self, name: str, grid: pd.DataFrame | None = None, *, values: list[list] | None = None):
+        if (grid is None) == (values is None):
+            raise TypeError("RawSheet takes either a grid or its values")
+        self.name, self._grid, self._values = name, grid, values
+
+    @property
+    def grid(self) -> pd.DataFrame:
+        if self._grid is None:
+            self._grid, self._values = _grid(_cells(self._values)), None
+        return self._grid
+
+    def rows(self) -> list[tuple[int, list]]:
+        """(Excel row, cell values by 0-based column index) in sheet order; a grid's columns are placed at their
+        labels (load's grids have columns 0..width-1)."""
+        if self._values is not None:
+            return list(enumerate(self._values, start=1))
+        return _grid_rows(self._grid)
 
 
 @dataclass
@@ -106,7 +124,10 @@ def load_file(path: Path, root: Path, *, data: bytes | None = None,
     `template` None when the type cannot be recognised) and any issues. Never raises for a bad file.
 
     `data` (with its `sha256` hex digest, when known): the file's bytes as `read_input` gave them without a problem,
-    for a caller that has already read and hashed them (the staged-file cache keys a file by its bytes)."""
+    for a caller that has already read and hashed them (the staged-file cache keys a file by its bytes).
+
+    Only the cells staging reads are converted: `_meta`, then the sheets of the recognised template (the first by
+    workbook order of each); of any other sheet (填表说明, the user's own, a duplicate) only the name counts."""
     path = Path(path)
     rel = _relative_name(path, root)
     data, problem = read_input(path) if data is None else (data, None)
@@ -117,17 +138,28 @@ def load_file(path: Path, root: Path, *, data: bytes | None = None,
         return None, [error(problem[0], f"文件无法打开：{rel}。{problem[1]}。", file=rel)]
     try:
         book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
-        # The generated 填表说明 sheet is never read (only its name counts): skip reading its cells.
-        cells = {name: _NO_CELLS if _sheet_key(name) == _HELP_KEY
-                 else _cells(book.get_sheet_by_name(name).to_python(skip_empty_area=False))
-                 for name in book.sheet_names}
+        names = book.sheet_names
+        meta_name = next((name for name in names if name.strip().lower() == META_SHEET), None)
+        meta_values = _sheet_values(book, meta_name) if meta_name is not None else []
     except Exception as exc:  # noqa: BLE001 -- calamine raises many kinds; any of them means "unreadable file"
-        msg = f"文件无法打开：{rel}（{type(exc).__name__}）。文件可能已损坏或不是 Excel 工作簿，{_FIX_RESAVE}。"
-        return None, [error("file-unreadable", msg, file=rel)]
-    src, issues = _source_from_cells(path, rel, sha256 or hashlib.sha256(data).hexdigest(), cells)
-    wanted = {raw.name for raw in src.sheets.values()}  # only the sheets staging reads
-    facts = _sheet_xml_facts(package, wanted) if package is not None and wanted else {}
-    return src, issues + _apply_xml_facts(src, facts)
+        return None, [_unreadable(rel, exc)]
+    meta = _read_meta(meta_values)
+    template, issues = _identify(rel, meta, names)
+    kept, sheet_issues = _map_sheets(rel, template, names) if template is not None else ({}, [])
+    try:
+        values = {canonical: _sheet_values(book, actual) for canonical, actual in kept.items()}
+    except Exception as exc:  # noqa: BLE001 -- as above
+        return None, [_unreadable(rel, exc)]
+    sheets = {canonical: RawSheet(kept[canonical], values=v) for canonical, v in values.items()}
+    src = SourceFile(path=path, rel=rel, sha256=sha256 or hashlib.sha256(data).hexdigest(), template=template,
+                     meta=meta, sheets=sheets)
+    facts = _sheet_xml_facts(package, set(kept.values())) if package is not None and kept else {}
+    return src, issues + sheet_issues + _apply_xml_facts(src, facts, values)
+
+
+def _unreadable(rel: str, exc: Exception) -> Issue:
+    msg = f"文件无法打开：{rel}（{type(exc).__name__}）。文件可能已损坏或不是 Excel 工作簿，{_FIX_RESAVE}。"
+    return error("file-unreadable", msg, file=rel)
 
 
 def _relative_name(path: Path, root: Path) -> str:
@@ -181,14 +213,26 @@ def _zip_precheck(data: bytes) -> tuple[tuple[str, str] | None, zipfile.ZipFile 
     return None, zf
 
 
-def _cells(rows: list[list]) -> np.ndarray:
-    """calamine's rows (`to_python(skip_empty_area=False)`: padded from A1, so list positions are Excel positions)
-    as a 2-D object array, '' (calamine's empty cell) as None, short rows padded with None. One flat list placed by
-    np.fromiter (each value one object, never nested) costs a fraction of filling the array cell by cell."""
+def _sheet_values(book: python_calamine.CalamineWorkbook, name: str) -> list[list]:
+    """A sheet's cells as rows of Python values (`to_python(skip_empty_area=False)`: padded from A1, so list
+    positions are Excel positions), '' (calamine's empty cell) as None, short rows padded with None."""
+    return _values(book.get_sheet_by_name(name).to_python(skip_empty_area=False))
+
+
+def _values(rows: list[list]) -> list[list]:
+    """calamine's rows with '' as None, each padded with None to the widest (a row of values only is kept as it
+    is: calamine gives every row the sheet's width)."""
     width = max(map(len, rows), default=0)
-    padded = (r if len(r) == width else r + [""] * (width - len(r)) for r in rows)
-    flat = [None if v == "" else v for v in chain.from_iterable(padded)]
-    return np.fromiter(flat, dtype=object, count=len(flat)).reshape(len(rows), width)
+    values = [r if "" not in r else [None if v == "" else v for v in r] for r in rows]
+    return [r if len(r) == width else r + [None] * (width - len(r)) for r in values]
+
+
+def _cells(values: list[list]) -> np.ndarray:
+    """Rows of one width as a 2-D object array: one flat sequence placed by np.fromiter (each value one object,
+    never nested) costs a fraction of filling the array cell by cell."""
+    width = len(values[0]) if values else 0
+    return np.fromiter(chain.from_iterable(values), dtype=object, count=len(values) * width).reshape(len(values),
+                                                                                                     width)
 
 
 def _grid(cells: np.ndarray) -> pd.DataFrame:
@@ -200,32 +244,44 @@ def _grid(cells: np.ndarray) -> pd.DataFrame:
     return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(1, rows + 1), columns=pd.RangeIndex(width))
 
 
+def _grid_rows(grid: pd.DataFrame) -> list[tuple[int, list]]:
+    """A grid as (Excel row, cell values by 0-based column index) in grid order. Load's grids have columns
+    0..width-1, so a row's list position is its column; any other column labels are placed at their index."""
+    values = grid.to_numpy(dtype=object).tolist()
+    index = _int_labels(grid.index)
+    columns = _int_labels(grid.columns)
+    if columns != list(range(len(columns))):
+        width = max(columns, default=-1) + 1
+        dense = []
+        for row in values:
+            out = [None] * width
+            for c, v in zip(columns, row):
+                out[c] = v
+            dense.append(out)
+        values = dense
+    return list(zip(index, values))
+
+
+def _int_labels(labels: pd.Index) -> list[int]:
+    """An axis's labels as ints; a RangeIndex straight from its range."""
+    if type(labels) is pd.RangeIndex:
+        return list(range(labels.start, labels.stop, labels.step))
+    return [int(label) for label in labels.tolist()]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # template recognition
 
 
-def _source_from_cells(path: Path, rel: str, sha: str, cells: dict[str, np.ndarray]):
-    """The SourceFile of a workbook read as sheet name → cell array (in workbook order); only the sheets kept get
-    a grid DataFrame."""
-    meta = _read_meta(cells)
-    template, issues = _identify(rel, meta, cells)
-    sheets: dict[str, RawSheet] = {}
-    if template is not None:
-        sheets, sheet_issues = _map_sheets(rel, template, cells)
-        issues += sheet_issues
-    return SourceFile(path=path, rel=rel, sha256=sha, template=template, meta=meta, sheets=sheets), issues
-
-
-def _read_meta(cells: dict[str, np.ndarray]) -> dict:
-    """`_meta` as {key: value}: key in column A, value in column B. Integral floats become int (calamine reads every
-    number as float, and 财年 2023.0 should read as 2023)."""
-    grid = next((g for name, g in cells.items() if name.strip().lower() == META_SHEET), None)
-    if grid is None or grid.shape[1] < 2:
+def _read_meta(values: list[list]) -> dict:
+    """`_meta` (its rows) as {key: value}: key in column A, value in column B. Integral floats become int (calamine
+    reads every number as float, and 财年 2023.0 should read as 2023)."""
+    if not values or len(values[0]) < 2:
         return {}
     meta = {}
-    for key, value in zip(grid[:, 0].tolist(), grid[:, 1].tolist()):
-        if not is_blank(key):
-            meta[_meta_key(key)] = _tidy_meta_value(value)
+    for row in values:
+        if not is_blank(row[0]):
+            meta[_meta_key(row[0])] = _tidy_meta_value(row[1])
     return meta
 
 
@@ -237,16 +293,16 @@ def _tidy_meta_value(value):
     return value
 
 
-def _identify(rel: str, meta: dict, cells: dict) -> tuple[TemplateSpec | None, list[Issue]]:
-    """The template type: from `_meta` 模板类型 when present and known, else from the sheet names (with a 警告).
-    Only the names of `cells` (sheet name → cell array, in workbook order) are read."""
+def _identify(rel: str, meta: dict, names: list[str]) -> tuple[TemplateSpec | None, list[Issue]]:
+    """The template type: from `_meta` 模板类型 when present and known, else from the sheet names (in workbook
+    order, with a 警告)."""
     declared = str(meta.get("模板类型") or "").strip()
     by_meta = TEMPLATES_BY_TYPE.get(declared) or TEMPLATES_BY_TYPE.get(normalize_label(declared))
     if by_meta is not None:
         return by_meta, []
-    guessed = _guess_by_sheet_names(cells)
+    guessed = _guess_by_sheet_names(names)
     if guessed is None:
-        return None, [_unrecognised(rel, cells)]
+        return None, [_unrecognised(rel, names)]
     if not meta:
         why = "缺少 _meta 工作表（可能是把工作表复制到了新文件中）"
     else:
@@ -255,10 +311,10 @@ def _identify(rel: str, meta: dict, cells: dict) -> tuple[TemplateSpec | None, l
     return guessed, [warning("meta-missing", msg, file=rel)]
 
 
-def _guess_by_sheet_names(cells: dict) -> TemplateSpec | None:
+def _guess_by_sheet_names(names: list[str]) -> TemplateSpec | None:
     """The template whose identifying sheets are best present (by share found); None when none or a tie, since a
     workbook holding the sheets of two templates cannot be attributed safely."""
-    present = {_sheet_key(n) for n in cells}
+    present = {_sheet_key(n) for n in names}
     scored = []
     for t in ALL_TEMPLATES:
         wanted = [_sheet_key(s) for s in t.identifying_sheets]
@@ -271,32 +327,31 @@ def _guess_by_sheet_names(cells: dict) -> TemplateSpec | None:
     return scored[0][1]
 
 
-def _unrecognised(rel: str, cells: dict) -> Issue:
-    names = "、".join(cells) or "（无）"
+def _unrecognised(rel: str, names: list[str]) -> Issue:
+    listed = "、".join(names) or "（无）"
     expected = "；".join(f"{t.type}：{'、'.join(t.identifying_sheets)}" for t in ALL_TEMPLATES)
-    msg = (f"无法识别文件 {rel} 的模板类型（工作表：{names}），该文件未参与评价。"
+    msg = (f"无法识别文件 {rel} 的模板类型（工作表：{listed}），该文件未参与评价。"
            f"请使用本系统生成的模板填写；各模板应包含的工作表为 {expected}。")
     return error("template-unrecognised", msg, file=rel)
 
 
-def _map_sheets(rel: str, template: TemplateSpec,
-                cells: dict[str, np.ndarray]) -> tuple[dict[str, RawSheet], list[Issue]]:
-    """Canonical sheet name → RawSheet. Sheet names match after normalising (`预算执行（2023）`, `预算执行 `); when
-    two sheets match one spec sheet, the first by workbook order is used and a 警告 names both."""
+def _map_sheets(rel: str, template: TemplateSpec, names: list[str]) -> tuple[dict[str, str], list[Issue]]:
+    """Canonical sheet name → the workbook's sheet name. Sheet names match after normalising (`预算执行（2023）`,
+    `预算执行 `); when two sheets match one spec sheet, the first by workbook order is used and a 警告 names both."""
     canonical = {_sheet_key(s.name): s.name for s in template.sheets}
-    sheets: dict[str, RawSheet] = {}
+    kept: dict[str, str] = {}
     issues: list[Issue] = []
-    for actual, sheet_cells in cells.items():
+    for actual in names:
         name = canonical.get(_sheet_key(actual))
         if name is None or actual in (META_SHEET, HELP_SHEET):
             continue
-        if name in sheets:
-            msg = (f"工作表「{sheets[name].name}」和「{actual}」都对应「{name}」，已使用「{sheets[name].name}」。"
+        if name in kept:
+            msg = (f"工作表「{kept[name]}」和「{actual}」都对应「{name}」，已使用「{kept[name]}」。"
                    f"请删除或重命名多余的工作表。")
             issues.append(warning("duplicate-sheet", msg, file=rel, sheet=actual))
             continue
-        sheets[name] = RawSheet(actual, _grid(sheet_cells))
-    return sheets, issues
+        kept[name] = actual
+    return kept, issues
 
 
 def _remembered_for_short_text(normalize, max_len: int):
@@ -495,20 +550,19 @@ def _may_use_style(xml: bytes, styles: frozenset[int]) -> bool:
     return any(b's="%d"' % s in xml for s in styles) or _ZERO_PADDED_STYLE_RE.search(xml) is not None
 
 
-def _apply_xml_facts(src: SourceFile | None, facts: dict[str, _SheetFacts]) -> list[Issue]:
+def _apply_xml_facts(src: SourceFile, facts: dict[str, _SheetFacts], values: dict[str, list[list]]) -> list[Issue]:
     """Record formula and percent cells on the SourceFile (staging reports a formula only where its cell is read),
-    fill merged text down, and report merged figures and hidden rows with data."""
-    if src is None or not facts:
-        return []
+    fill merged text down in the kept sheets' `values` (canonical name → rows, their RawSheets' own), and report
+    merged figures and hidden rows with data."""
     issues: list[Issue] = []
-    for canonical, raw in list(src.sheets.items()):
+    for canonical, raw in src.sheets.items():
         f = facts.get(raw.name)
         if f is None:
             continue
         src.uncached_formulas[canonical] = frozenset(f.uncached)
         src.percent_cells[canonical] = frozenset(f.percent)
-        issues += _fill_merged(src.rel, raw, f.merged)
-        issues += _hidden_rows(src.rel, raw, f.hidden_rows)
+        issues += _fill_merged(src.rel, raw.name, values[canonical], f.merged)
+        issues += _hidden_rows(src.rel, raw.name, values[canonical], f.hidden_rows)
     return issues
 
 
@@ -523,37 +577,38 @@ def _ref_to_pos(ref: str) -> tuple[int, int]:
     return int(row), col - 1
 
 
-def _fill_merged(rel: str, raw: RawSheet, ranges: list[str]) -> list[Issue]:
+def _fill_merged(rel: str, sheet: str, values: list[list], ranges: list[str]) -> list[Issue]:
     """A text merged over several rows (支出类别 「项目支出」 over three project lines) belongs to each row: copy it
-    down. A number merged over several rows cannot be split: it stays in the first row, with a 警告."""
+    down. A number merged over several rows cannot be split: it stays in the first row, with a 警告. `values`: the
+    sheet's rows (Excel row r at position r - 1, column c at c), filled in place."""
     issues = []
-    grid = raw.grid
+    height, width = len(values), len(values[0]) if values else 0
     for rng in ranges:
         (r1, c1), (r2, c2) = (_ref_to_pos(x) for x in rng.split(":"))
-        if r2 <= r1 or r1 not in grid.index or c1 not in grid.columns:
-            continue  # merged within one row (titles): nothing to fill
-        value = grid.at[r1, c1]
+        if r2 <= r1 or not 1 <= r1 <= height or not 0 <= c1 < width:
+            continue  # merged within one row (titles), or outside the cells read: nothing to fill
+        value = values[r1 - 1][c1]
         top = cell_ref(r1, c1)
         if isinstance(value, str):
-            for r in range(r1, min(r2, grid.index[-1]) + 1):
-                for c in range(c1, min(c2, grid.columns[-1]) + 1):
-                    if grid.at[r, c] is None:
-                        grid.at[r, c] = value
-            msg = (f"「{raw.name}」{rng} 是合并单元格，已把「{value.strip()}」用于其中每一行。"
+            for row in values[r1 - 1:min(r2, height)]:
+                for c in range(c1, min(c2, width - 1) + 1):
+                    if row[c] is None:
+                        row[c] = value
+            msg = (f"「{sheet}」{rng} 是合并单元格，已把「{value.strip()}」用于其中每一行。"
                    f"建议取消合并，每一行分别填写。")
-            issues.append(info("merged-cells-filled", msg, file=rel, sheet=raw.name, cell=top, value=value))
+            issues.append(info("merged-cells-filled", msg, file=rel, sheet=sheet, cell=top, value=value))
         elif value is not None:
-            msg = (f"「{raw.name}」{rng} 是合并单元格，其中的数字 {value} 只计入第 {r1} 行。"
+            msg = (f"「{sheet}」{rng} 是合并单元格，其中的数字 {value} 只计入第 {r1} 行。"
                    f"请取消合并，在每一行分别填写该行的数字。")
-            issues.append(warning("merged-number", msg, file=rel, sheet=raw.name, cell=top, value=str(value)))
+            issues.append(warning("merged-number", msg, file=rel, sheet=sheet, cell=top, value=str(value)))
     return issues
 
 
-def _hidden_rows(rel: str, raw: RawSheet, rows: list[int]) -> list[Issue]:
+def _hidden_rows(rel: str, sheet: str, values: list[list], rows: list[int]) -> list[Issue]:
     issues = []
     for r in rows:
-        if r in raw.grid.index and any(not is_blank(v) for v in raw.grid.loc[r]):
-            msg = (f"「{raw.name}」第 {r} 行是隐藏行，其中的数据已照常读取（与 Excel 求和一致）。"
+        if 1 <= r <= len(values) and any(not is_blank(v) for v in values[r - 1]):
+            msg = (f"「{sheet}」第 {r} 行是隐藏行，其中的数据已照常读取（与 Excel 求和一致）。"
                    f"如该行不应计入，请删除该行；否则请取消隐藏以便核对。")
-            issues.append(info("hidden-row", msg, file=rel, sheet=raw.name, cell=f"A{r}"))
+            issues.append(info("hidden-row", msg, file=rel, sheet=sheet, cell=f"A{r}"))
     return issues

@@ -392,12 +392,21 @@ def stage_file(src: SourceFile) -> tuple[StagedFile, list[Issue]]:
     return staged, issues
 
 
+def _version(text: str | None) -> tuple[int, ...] | None:
+    """version_tuple of a file's template version, remembered for short text: every file's version is compared
+    with the current one, and they are the same few spellings (`2023.1`)."""
+    return _remembered_version(text) if text is None or len(text) <= _MEMO_TEXT_LEN else version_tuple(text)
+
+
+_remembered_version = functools.lru_cache(maxsize=256)(version_tuple)
+
+
 def _incompatible_version(staged: StagedFile, t, src: SourceFile) -> Issue | None:
     """A file filled on an older template version whose fields no longer match: a required field of a sheet it has
     is missing, or a field renamed since its version (spec.TEMPLATE_CHANGES) is not there under its new name.
     Returns the 错误 that refuses the file, naming the file, its version and what changed; None when it can be read
     (then _meta_checks only warns that the version is old)."""
-    have, current = version_tuple(staged.template_version), version_tuple(TEMPLATE_VERSION)
+    have, current = _version(staged.template_version), _version(TEMPLATE_VERSION)
     if have is None or current is None or have >= current:
         return None
     changes = changes_since(t.type, staged.template_version)
@@ -425,7 +434,7 @@ def _meta_checks(staged: StagedFile) -> list[Issue]:
     `_meta` 财年 that differs from the 财年 typed in 单位信息 (a last-year template reused: check the figures)."""
     found = []
     sheet = staged.sheet_names.get("单位信息", "单位信息")
-    have, current = version_tuple(staged.template_version), version_tuple(TEMPLATE_VERSION)
+    have, current = _version(staged.template_version), _version(TEMPLATE_VERSION)
     if have is not None and current is not None and have < current:
         msg = (f"文件 {staged.rel} 使用的是旧版模板（版本 {staged.template_version}，当前版本 {TEMPLATE_VERSION}）。"
                f"已按表头文字读取；请下次改用新版模板填写（python -m pipeline templates --year 财年）。")
@@ -480,7 +489,7 @@ _normalized_label = functools.lru_cache(maxsize=4096)(normalize_label)
 
 def _stage_kv(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx: _Ctx) -> list[Issue]:
     """Key in column A (matched by normalize_label), value in column B. Grain: one value per spec field."""
-    found = _kv_locations(raw.grid) if raw is not None else {}
+    found = _kv_locations(raw.rows()) if raw is not None else {}
     values, cells, issues = {}, {}, []
     for f in spec.fields:
         loc = found.get(_label_key(f.name))
@@ -503,19 +512,14 @@ def _stage_kv(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx: _C
     return issues
 
 
-def _kv_locations(grid: pd.DataFrame) -> dict[str, tuple[int, object]]:
-    """normalised key → (Excel row, raw value in column B); the first occurrence of a key wins. Columns 0 and 1
-    are taken from the grid's array (a view of load's one object block) rather than as Series, which would cost
-    more than reading the sheet."""
-    if grid.shape[1] == 0:
-        return {}
-    cells, labels = grid.to_numpy(dtype=object), grid.columns
-    keys = cells[:, labels.get_loc(0)].tolist()
-    values = cells[:, labels.get_loc(1)].tolist() if grid.shape[1] > 1 else [None] * len(keys)
+def _kv_locations(rows: list[tuple[int, list]]) -> dict[str, tuple[int, object]]:
+    """normalised key → (Excel row, raw value in column B) of a sheet's rows (RawSheet.rows); the first occurrence
+    of a key wins."""
     out: dict[str, tuple[int, object]] = {}
-    for row, key, value in zip(_int_labels(grid.index), keys, values):
+    for row, values in rows:
+        key = values[0] if values else None
         if isinstance(key, str) and key.strip():
-            out.setdefault(_label_key(key), (row, value))
+            out.setdefault(_label_key(key), (row, values[1] if len(values) > 1 else None))
     return out
 
 
@@ -531,10 +535,10 @@ def _missing_key(ctx: _Ctx, f: Field) -> Issue:
 def _stage_table(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx: _Ctx) -> list[Issue]:
     """Find the header by label, then parse each data row. Grain of the result: one row per non-blank,
     non-subtotal Excel row below the header."""
-    if raw is None or raw.grid.empty:
+    rows = raw.rows() if raw is not None else []
+    if not rows or not rows[0][1]:  # no sheet, or no cells
         staged.tables[spec.name], staged.colmaps[spec.name] = empty_table(spec), {}
         return [] if raw is None or not spec.required else [_header_not_found(ctx, spec)]
-    rows = _grid_rows(raw.grid)
     header_row, colmap, issues = _find_header(rows[:HEADER_SCAN_ROWS], spec, ctx)
     if header_row is None:
         staged.tables[spec.name], staged.colmaps[spec.name] = empty_table(spec), {}
@@ -555,31 +559,6 @@ def _stage_table(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx:
 
 
 _letter = functools.lru_cache(maxsize=256)(col_letter)  # of a header's columns: the same few in every file
-
-
-def _grid_rows(grid: pd.DataFrame) -> list[tuple[int, list]]:
-    """The grid as (Excel row, cell values by 0-based column index) in grid order. Load's grids have columns
-    0..width-1, so a row's list position is its column; any other column labels are placed at their index."""
-    values = grid.to_numpy(dtype=object).tolist()
-    index = _int_labels(grid.index)
-    columns = _int_labels(grid.columns)
-    if columns != list(range(len(columns))):
-        width = max(columns, default=-1) + 1
-        dense = []
-        for row in values:
-            out = [None] * width
-            for c, v in zip(columns, row):
-                out[c] = v
-            dense.append(out)
-        values = dense
-    return list(zip(index, values))
-
-
-def _int_labels(labels: pd.Index) -> list[int]:
-    """An axis's labels as ints; a RangeIndex (load's grids) straight from its range."""
-    if type(labels) is pd.RangeIndex:
-        return list(range(labels.start, labels.stop, labels.step))
-    return [int(label) for label in labels.tolist()]
 
 
 def table_columns(spec: SheetSpec) -> list[str]:
@@ -640,7 +619,7 @@ def _find_header(rows: list[tuple[int, list]], spec: SheetSpec,
                  ctx: _Ctx) -> tuple[int | None, dict[str, int], list[Issue]]:
     """The header is the row among the first HEADER_SCAN_ROWS matching the most field labels (normalised), so rows
     inserted above it, reordered columns and extra user columns are all fine. Returns (row, field → column index)."""
-    wanted = {_label_key(f.name): f.name for f in spec.fields}
+    wanted = _header_labels(spec)
     best_row, best = None, {}
     for row, values in rows:
         found = _header_matches(values, wanted)
@@ -654,6 +633,12 @@ def _find_header(rows: list[tuple[int, list]], spec: SheetSpec,
     issues = [_duplicate_column(ctx, best_row, name, cols) for name, cols in best.items() if len(cols) > 1]
     issues += [_missing_column(ctx, best_row, f) for f in spec.required_fields if f.name not in colmap]
     return best_row, colmap, issues
+
+
+@_memo_per_spec
+def _header_labels(spec: SheetSpec) -> MappingProxyType:
+    """Normalised label → field name of a table sheet (read-only: shared by every file)."""
+    return MappingProxyType({_label_key(f.name): f.name for f in spec.fields})
 
 
 def _header_matches(values: list, wanted: dict[str, str]) -> dict[str, list[int]]:
@@ -735,7 +720,10 @@ class _RowStager:
                     continue
                 value, problem = raw, None
             elif kind is str and (text := raw.strip()):
-                value, problem = (text, None) if strip_only else parse_text_cell(raw)
+                if strip_only:  # the text itself: never a problem, never blank, never a percent figure
+                    append(text)
+                    continue
+                value, problem = parse_text_cell(raw)
                 if problem is None and not percent and not (required and _is_missing(value)):
                     append(value)
                     continue

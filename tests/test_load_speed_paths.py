@@ -17,7 +17,7 @@ from xlsx_factory import write_xlsx
 
 from pipeline.load import (
     RawSheet, SourceFile, _cells, _grid, _meta_key, _percent_styles_of, _sheet_key, _sheet_parts_of,
-    _sheet_xml_facts, load_file,
+    _sheet_xml_facts, _values, load_file,
 )
 from pipeline.spec import BUDGET_EXECUTION, WORK_STATISTICS
 from pipeline.staging import _kv_locations, stage_file
@@ -143,14 +143,16 @@ def test_a_file_rewritten_in_place_is_read_afresh(tmp_path):
 # --- grids --------------------------------------------------------------------------------------------------
 
 
-def test_cells_read_empty_as_none_and_pad_short_rows():
-    cells = _cells([["a", "", 1.0], [""], [True, "b"]])
-    assert cells.dtype == object and cells.shape == (3, 3)
-    assert cells.tolist() == [["a", None, 1.0], [None, None, None], [True, "b", None]]
+def test_values_read_empty_as_none_and_pad_short_rows():
+    values = _values([["a", "", 1.0], [""], [True, "b"], [0.0, False, 3]])
+    assert values == [["a", None, 1.0], [None, None, None], [True, "b", None], [0.0, False, 3]]
+    assert [type(v) for v in values[3]] == [float, bool, int]  # 0.0 and False are values, not empty cells
+    cells = _cells(values)
+    assert cells.dtype == object and cells.shape == (4, 3) and cells.tolist() == values
 
 
 def test_grid_is_the_contracts_frame():
-    grid = _grid(_cells([["a", ""], ["", 2.5]]))
+    grid = _grid(_cells(_values([["a", ""], ["", 2.5]])))
     assert list(grid.index) == [1, 2] and list(grid.columns) == [0, 1]
     assert grid.dtypes.eq(object).all()
     assert grid.loc[1, 0] == "a" and grid.loc[1, 1] is None and grid.loc[2, 0] is None and grid.loc[2, 1] == 2.5
@@ -161,6 +163,49 @@ def test_grid_is_the_contracts_frame():
 def test_grid_of_an_empty_sheet():
     grid = _grid(_cells([]))
     assert grid.empty and grid.shape == (0, 0) and list(grid.columns) == []
+
+
+def test_sheet_from_values_reads_like_the_sheet_from_its_grid():
+    values = [["统计项", None, "1月"], [None, None, None], ["检查次数", "执法", 7.0]]
+    made = RawSheet("工作统计", values=[list(r) for r in values])
+    given = RawSheet("工作统计", pd.DataFrame(values, index=pd.RangeIndex(1, 4), dtype=object))
+    assert made.rows() == given.rows() == [(1, values[0]), (2, values[1]), (3, values[2])]
+    assert made.grid.equals(given.grid) and list(made.grid.index) == [1, 2, 3]
+
+
+def test_a_sheets_grid_once_built_holds_its_values():
+    """The grid of a sheet made from values is built on first use; from then on rows() read the grid, so a value
+    set in the grid (as a test or a caller may) is what staging reads."""
+    sheet = RawSheet("工作统计", values=[["统计项"], [None]])
+    assert sheet.grid is sheet.grid
+    sheet.grid.at[2, 0] = "检查次数"
+    assert sheet.rows() == [(1, ["统计项"]), (2, ["检查次数"])]
+
+
+def test_a_sheet_is_made_from_a_grid_or_values():
+    with pytest.raises(TypeError):
+        RawSheet("工作统计")
+    with pytest.raises(TypeError):
+        RawSheet("工作统计", pd.DataFrame([[1]]), values=[[1]])
+
+
+def test_only_the_sheets_staging_reads_are_converted(tmp_path, monkeypatch):
+    """`_meta` and the first sheet of each spec sheet are read; the user's own sheet, 填表说明 and a second copy of
+    a spec sheet are known by name only (and a duplicate is still reported)."""
+    from pipeline import load
+
+    path = write_xlsx(tmp_path / "w.xlsx", {
+        "工作统计": [["统计项", "1月"], ["检查次数", 7]], "单位信息": [["单位名称", "某局"]],
+        "我的草稿": [["随便写写", 1]], "填表说明": [["说明"]],
+        "工作统计（2023）": [["统计项", "1月"], ["抽检", 3]],
+    }, meta={"模板类型": "工作统计表"})
+    read = []
+    real = load._sheet_values
+    monkeypatch.setattr(load, "_sheet_values", lambda book, name: read.append(name) or real(book, name))
+    src, issues = load_file(path, tmp_path)
+    assert read == ["_meta", "工作统计", "单位信息"]  # `_meta` first, then by workbook order
+    assert [(i.code, i.sheet) for i in issues] == [("duplicate-sheet", "工作统计（2023）")]
+    assert src.sheets["工作统计"].rows() == [(1, ["统计项", "1月"]), (2, ["检查次数", 7.0])]
 
 
 def test_name_memos_normalise_like_the_spec():
@@ -200,7 +245,7 @@ def test_a_partial_header_gives_way_to_a_complete_one_below():
 def test_kv_keys_are_found_by_column_label():
     grid = pd.DataFrame({1: ["430399001", None], 0: ["单位编码", "单位名称"]}, dtype=object)
     grid.index = pd.RangeIndex(3, 5)
-    assert _kv_locations(grid) == {"单位编码": (3, "430399001"), "单位名称": (4, None)}
+    assert _kv_locations(RawSheet("单位信息", grid).rows()) == {"单位编码": (3, "430399001"), "单位名称": (4, None)}
 
 
 def test_staged_table_equals_the_public_constructors_frame():
