@@ -7,6 +7,7 @@ Value consistency (sums, years) is the checks stage's job.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -197,9 +198,15 @@ def _unit_name(files: dict[str, list[StagedFile]]) -> str | None:
                                               if sf.unit_info["单位名称"]), None)
 
 
+@functools.lru_cache(maxsize=4096)
+def _squashed(text: str) -> str:
+    """The text as compared across files: NFKC-normalised, without white space. Memoised: the same names (单位名称,
+    统计项) recur in every file and unit of a run."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
 def _same_name(a: str, b: str) -> bool:
-    squash = lambda s: "".join(unicodedata.normalize("NFKC", s).split())  # noqa: E731
-    return squash(a) == squash(b)
+    return _squashed(a) == _squashed(b)
 
 
 def _name_mismatches(key: Key, files: dict[str, list[StagedFile]]) -> list[Issue]:
@@ -228,7 +235,7 @@ def _duplicate_stat_items(key: Key, files: dict[str, list[StagedFile]]) -> list[
         for item, row in zip(table["统计项"].tolist(), table["_row"].tolist()):
             if not item:
                 continue
-            norm = "".join(unicodedata.normalize("NFKC", item).split())
+            norm = _squashed(item)
             if norm not in first_seen:
                 first_seen[norm] = (sf, int(row))
             elif first_seen[norm][0] is not sf:

@@ -94,7 +94,7 @@ def _combine_lines(ws: pd.DataFrame, months: np.ndarray, annual: np.ndarray, yea
         total = np.where(mean_rows, group_mean(year_value, ids, n), total)
     out["年度值"] = total
     out["来源"] = _joined_sources(ws["_file"].to_numpy(dtype=object), ids, n)
-    return pd.DataFrame(out)[STAT_COLUMNS]
+    return pd.DataFrame(out, columns=STAT_COLUMNS)
 
 
 def _joined_sources(files: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:

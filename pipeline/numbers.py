@@ -111,12 +111,16 @@ _PYTHON_MIN = 150
 def _kahan_sums(values: np.ndarray, ids: np.ndarray, n: int, reset_nan_only: bool):
     """pandas' Cython kernels (its path for unsorted rows or NaN): per group, Kahan-compensated sum of the non-NaN
     values in row order, and the number of values summed. group_sum resets an infinite compensation, group_mean only
-    NaN. Two implementations doing the same IEEE operations in the same order, hence the same bits
-    (tests/test_numbers.py): a plain-Python loop, about 0.4 µs per value, and a loop vectorised over the groups,
-    about 60 µs per call plus 12 µs per value of the largest group. The Python loop wins on the small per-unit
-    tables that render and report sum and on a few large groups; numpy on many small groups (a whole batch)."""
+    NaN. Implementations doing the same IEEE operations in the same order, hence the same bits
+    (tests/test_numbers.py, tests/test_unit_costs.py): a plain-Python loop, about 0.4 µs per value, and a loop
+    vectorised over the groups, about 60 µs per call plus 12 µs per value of the largest group; and, where no
+    group has more than one row (a batch's 统计项, one line each), that loop's first step without its sort. The
+    Python loop wins on the small per-unit tables that render and report sum and on a few large groups; numpy on
+    many small groups (a whole batch)."""
     if len(values) > _PYTHON_MIN:
         largest = int(np.bincount(ids[ids >= 0], minlength=1).max())
+        if largest <= 1:
+            return _kahan_sums_single(values, ids, n)
         if len(values) >= _PYTHON_MIN + 30 * largest:  # 0.4 µs × values ≥ 60 µs + 12 µs × largest: numpy is cheaper
             return _kahan_sums_numpy(values, ids, n, reset_nan_only)
     return _kahan_sums_python(values, ids, n, reset_nan_only)
@@ -158,6 +162,19 @@ def _kahan_sums_numpy(values: np.ndarray, ids: np.ndarray, n: int, reset_nan_onl
             c[np.isnan(c) if reset_nan_only else ~np.isfinite(c)] = 0.0
             comp[g] = c
             total[g] = t
+    return total, nobs
+
+
+def _kahan_sums_single(values: np.ndarray, ids: np.ndarray, n: int):
+    """_kahan_sums where no group has more than one row: the loop's one step per group, 0.0 + the value (0.0 + -0.0
+    is 0.0; the compensation, reset or not, is never used again); a blank value, or no row, sums to 0.0 and counts
+    nothing."""
+    keep = ids >= 0
+    group, value = ids[keep], values[keep]
+    blank = np.isnan(value)
+    total, nobs = np.zeros(n), np.zeros(n, dtype=np.int64)
+    total[group] = np.where(blank, 0.0, 0.0 + value)
+    nobs[group] = ~blank
     return total, nobs
 
 

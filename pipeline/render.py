@@ -557,7 +557,7 @@ class Book:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """The cyclic garbage collector off while a workbook is built. Building one allocates thousands of cell objects
     that live until it is written; each collection meanwhile would traverse every object of the process (in a run:
     the whole evaluation) and free nothing, since a written workbook leaves no reference cycle (`Book.close`).
@@ -577,7 +577,7 @@ def render_unit_workbook(report: UnitReport, path: Path) -> Path:
     written at once (written into a file by zipfile, seeking back to the header of each of the ~28 parts cost
     ~1.5 ms per workbook)."""
     buffer = io.BytesIO()
-    with _collector_paused():
+    with collector_paused():
         _write_unit_workbook(report, buffer)  # its Book is gone on return, before the collector is back
     write_atomic(path, buffer.getvalue())
     return path

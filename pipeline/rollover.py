@@ -44,11 +44,6 @@ STAT_CARRY = ("统计项", "业务条线", "计量单位", "汇总方式")
 # --- the sidecar ---------------------------------------------------------------------------------------------------
 
 
-def _missing(v) -> bool:
-    """None, NaN or pandas' NA (a missing key of a group-by)."""
-    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
-
-
 def _plain(v):
     """A JSON-safe value: NaN/NA → None, numpy scalars → Python, dates → ISO text."""
     if v is None or v is pd.NA or v is pd.NaT:
@@ -62,20 +57,10 @@ def _plain(v):
     return v
 
 
-def _plain_column(s: pd.Series) -> list:
-    """_plain of every value of a column, column-wise (a sidecar is written for every unit of a run)."""
-    values = s.tolist()  # Python scalars for numeric dtypes
-    if s.dtype.kind in "iub" and not s.hasnans:  # (a nullable integer column's NA goes through _plain)
-        return values
-    if s.dtype.kind == "f":
-        return [None if v != v or v in (math.inf, -math.inf) else v for v in values]
-    return [_plain(v) for v in values]
-
-
 class _Index:
     """Per table (of one evaluation), found once: the row positions of every unit key (a group-by; a mask per unit
-    would be quadratic in the number of units), every column as plain JSON-ready values and the JSON text of every
-    row (a unit's rows are then taken by position, not sliced out of the DataFrame for every unit)."""
+    would be quadratic in the number of units), the columns a sidecar keeps and the JSON text of every row (a
+    unit's rows are then taken by position, not sliced out of the DataFrame for every unit)."""
 
     def __init__(self):
         self.cache: dict = {}
@@ -86,18 +71,15 @@ class _Index:
             return []
         groups = self.cache.get(("groups", id(df)))
         if groups is None:
-            # a loop rather than groupby(...).indices: pandas' group-by costs over a millisecond a call whatever the
-            # size, more than this loop on every table but the largest
-            groups = self.cache[("groups", id(df))] = {}
-            for i, (c, y) in enumerate(zip(df["单位编码"].tolist(), df["财年"].tolist())):
-                if not (_missing(c) or _missing(y)):  # as groupby, which leaves out missing keys
-                    groups.setdefault((str(c), int(y)), []).append(i)
+            groups = self.cache[("groups", id(df))] = _unit_groups(df)
         return groups.get((str(code), int(year)), [])
 
-    def plain(self, df: pd.DataFrame, name: str) -> list:
-        key = ("plain", id(df), name)
+    def names(self, df: pd.DataFrame, keep_technical: bool = False) -> list[str]:
+        """df's columns but the unit key, and but the technical `_` columns unless `keep_technical`."""
+        key = ("names", id(df), keep_technical)
         if key not in self.cache:
-            self.cache[key] = _plain_column(df[name])
+            self.cache[key] = [c for c in df.columns if c not in ("单位编码", "财年")
+                               and (keep_technical or not str(c).startswith("_"))]
         return self.cache[key]
 
     def json_rows(self, df: pd.DataFrame, names: list[str], extra: dict[str, list] | None = None) -> list[str]:
@@ -110,6 +92,24 @@ class _Index:
             columns.update({name: list(map(_json_value, values)) for name, values in (extra or {}).items()})
             self.cache[key] = _json_rows(columns, len(df))
         return self.cache[key]
+
+
+def _unit_groups(df: pd.DataFrame) -> dict[tuple[str, int], list[int]]:
+    """(单位编码 as text, 财年 as int) → the positions of its rows in df, in order; rows with a missing key are left
+    out, as groupby leaves them out. A loop rather than groupby(...).indices (pandas' group-by costs over a
+    millisecond a call whatever the size): rows gathered by their key as stored, each distinct key then made text
+    and int once, not once per row."""
+    missing = (df["单位编码"].isna() | df["财年"].isna()).tolist()
+    stored: dict[tuple, list[int]] = {}
+    for i, code, year, skip in zip(range(len(df)), df["单位编码"].tolist(), df["财年"].tolist(), missing):
+        if not skip:
+            stored.setdefault((code, year), []).append(i)
+    groups: dict[tuple[str, int], list[int]] = {}
+    for (code, year), rows in stored.items():
+        key = (str(code), int(year))
+        # two stored keys of one unit (2023 and 2023.0): their rows merged back into table order
+        groups[key] = sorted(groups[key] + rows) if key in groups else rows
+    return groups
 
 
 # --- JSON text as json.dumps(..., ensure_ascii=False, allow_nan=False) writes it, built from pieces ---------------
@@ -150,7 +150,8 @@ def _json_column(s: pd.Series) -> list[str]:
     values = s.tolist()  # Python scalars for numeric dtypes
     if s.dtype.kind == "f":
         return _json_floats(values)
-    return [_encode_str(v) if v.__class__ is str else "null" if v is None else _json_value(_plain(v)) for v in values]
+    return [_encode_str(v) if v.__class__ is str else "null" if v is None or (v.__class__ is float and math.isnan(v))
+            else _json_value(_plain(v)) for v in values]
 
 
 def _json_floats(values: list[float]) -> list[str]:
@@ -184,9 +185,7 @@ def _unit_rows(index: _Index, df: pd.DataFrame | None, code: str, year: int, nam
     positions = index.positions(df, code, year)
     if not len(positions):
         return []
-    if names is None:
-        names = [c for c in df.columns if c not in ("单位编码", "财年") and not str(c).startswith("_")]
-    texts = index.json_rows(df, names, extra)
+    texts = index.json_rows(df, index.names(df) if names is None else names, extra)
     return [texts[i] for i in positions]
 
 
@@ -204,8 +203,8 @@ def unit_text(ds, code: str, year: int, totals: pd.DataFrame | None = None,
     if ds.work_stats is not None and len(ds.work_stats):
         sections = index.cache.get("sections")
         if sections is None:
-            of_file = dict(zip(ds.files["文件"], ds.files["填报科室"]))
-            sections = index.cache["sections"] = [_plain(of_file.get(f)) for f in ds.work_stats["_file"]]
+            of_file = {f: _plain(section) for f, section in zip(ds.files["文件"], ds.files["填报科室"])}
+            sections = index.cache["sections"] = [of_file.get(f) for f in ds.work_stats["_file"].tolist()]
     unit = rows(ds.units)
     record = [
         ("格式", _json_value(DATA_FORMAT)), ("版本", _json_value(DATA_VERSION)), ("单位编码", _json_value(code)),
@@ -216,12 +215,11 @@ def unit_text(ds, code: str, year: int, totals: pd.DataFrame | None = None,
         ("targets", _json_array(rows(ds.targets))),
         ("work_stats", _json_array(rows(ds.work_stats, extra={"填报科室": sections}) if sections is not None else [])),
     ]
-    at = index.positions(totals, code, year) if totals is not None else []
-    if len(at):
-        row = {k: _json_value(index.plain(totals, k)[at[0]]) for k in totals.columns if k not in ("单位编码", "财年")}
-        level1 = [c for c in totals.columns if c not in ("单位编码", "财年", "总分", "等级") and not str(c).startswith("_")]
-        row["_level1"] = _json_array([_json_value(c) for c in level1])
-        record.append(("totals", _json_object(list(row.items()))))
+    if totals is not None:  # the unit's first row, every column but the key, and the names of the 一级指标 columns
+        level1 = [c for c in index.names(totals) if c not in ("总分", "等级")]
+        found = rows(totals, names=index.names(totals, keep_technical=True), extra={"_level1": [level1] * len(totals)})
+        if found:
+            record.append(("totals", found[0]))
     if indicators is not None:
         found = rows(indicators, names=["计算方法", "值", "分子", "分母", "状态"])
         if found:
@@ -251,7 +249,7 @@ def previous_record(ev, code: str, year: int, output_dir: Path) -> dict | None:
     prev = int(year) - 1
     if _evaluated(ev, code, prev):
         return record_of(ev, code, prev)
-    return read_unit_data(data_path(output_dir, prev, code))
+    return _unit_data(_written_sidecar(ev, code, prev, output_dir))
 
 
 def _index_of(ev) -> _Index:
@@ -281,14 +279,21 @@ def previous_digest(ev, code: str, year: int, output_dir: Path) -> str:
     on it): the previous year's record when the evaluation holds it, else the bytes of its sidecar file (empty when
     there is none)."""
     prev = int(year) - 1
-    if _evaluated(ev, code, prev):
-        text = _text_of(ev, code, prev)
-    else:
-        try:
-            text = data_path(output_dir, prev, code).read_bytes()
-        except OSError:
-            text = b""
+    text = _text_of(ev, code, prev) if _evaluated(ev, code, prev) else _written_sidecar(ev, code, prev, output_dir)
     return hashlib.sha256(text).hexdigest()
+
+
+def _written_sidecar(ev, code: str, year: int, output_dir: Path) -> bytes:
+    """The bytes of the unit's sidecar of `year` in output_dir (empty when there is none), read once per evaluation:
+    the unit hash (previous_digest) and the 年度对比 (previous_record) both ask for it."""
+    memo = _index_of(ev).cache.setdefault("written", {})
+    key = (str(code), int(year), str(output_dir))
+    if key not in memo:
+        try:
+            memo[key] = data_path(output_dir, year, code).read_bytes()
+        except OSError:
+            memo[key] = b""
+    return memo[key]
 
 
 def write_sidecar(ev, unit: dict, output_dir: Path) -> dict[str, str]:
@@ -302,8 +307,17 @@ def write_sidecar(ev, unit: dict, output_dir: Path) -> dict[str, str]:
 def read_unit_data(path: Path) -> dict | None:
     """A sidecar written by write_sidecar, or None when missing, unreadable or of another format."""
     try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return _unit_data(data)
+
+
+def _unit_data(data: bytes) -> dict | None:
+    """The record of a sidecar's bytes (UTF-8 JSON), or None when it is not one (empty: no sidecar)."""
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except ValueError:
         return None
     if not isinstance(record, dict) or record.get("格式") != DATA_FORMAT or record.get("版本") != DATA_VERSION:
         return None

@@ -47,7 +47,7 @@ from .intermediate import aggregate_work_stats, resolve_targets
 from .load import discover
 from .numbers import records
 from .parallel import Executor
-from .render import DETAIL_COLUMNS, UnitReport, render_unit_workbook
+from .render import DETAIL_COLUMNS, UnitReport, collector_paused, render_unit_workbook
 from .monitoring import monitor  # issue #6: 绩效运行监控
 from .report import write_unit_report  # issue #6: 绩效自评报告
 from .scoring import Scores, score_units
@@ -176,9 +176,10 @@ def progress_bar(total: int, desc: str, unit: str, enabled: bool):
 
 def management_for_scoring(ds: Dataset) -> pd.DataFrame:
     """管理情况 with the cell of each 得分比例, as scoring names it in its issues."""
-    m = ds.management.copy()
-    m["单元格"] = [f"{r['_sheet']}!{ds.cell(r, '得分比例')}" for r in m.to_dict("records")] if len(m) else []
-    return m
+    m = ds.management
+    where = zip(*(m[c].tolist() for c in ("_file", "_sheet", "_row")))
+    return m.assign(单元格=[f"{sheet}!{ds.cell({'_file': file, '_sheet': sheet, '_row': row}, '得分比例')}"
+                         for file, sheet, row in where])
 
 
 def evaluate(input_dir: Path, framework: Framework, *, executor: Executor | None = None,
@@ -351,12 +352,20 @@ CSV_NUMBERS = [c for c, kind in DETAIL_COLUMNS if kind in ("percent", "number")]
 def details_csv_parts(ev: Evaluation) -> dict[int, bytes]:
     """The rows of 评分明细.csv of ev's units, per 财年, as CSV text without header (UTF-8, CRLF). Number columns
     are always written as floats, so that a batch's rows never depend on the other units of its batch."""
-    named = ev.details.merge(ev.units[[*UNIT_KEY, "单位名称"]], on=list(UNIT_KEY), how="left").reindex(
-        columns=CSV_COLUMNS)
+    details, units = ev.details, ev.units
+    name_of = dict(zip(zip(*(units[k].tolist() for k in UNIT_KEY)), units["单位名称"].tolist()))
+    named = details.reindex(columns=CSV_COLUMNS)
+    # each row's 单位名称 (a merge with the units, without its cost: the units are unique by key)
+    named["单位名称"] = np.array([name_of.get(key, np.nan) for key in zip(*(details[k].tolist() for k in UNIT_KEY))],
+                             dtype=object)
     for c in CSV_NUMBERS:
         named[c] = pd.to_numeric(named[c], errors="coerce").astype("float64")
-    return {int(year): part.to_csv(index=False, header=False, lineterminator="\r\n").encode("utf-8")
-            for year, part in named.groupby("财年", sort=True)}
+    years = named["财年"].to_numpy()
+    parts = {}
+    for year in sorted(set(years.tolist())):  # a part per 财年, rows in order (a group-by on a batch's one or two)
+        part = named if (years == year).all() else named[years == year]
+        parts[int(year)] = part.to_csv(index=False, header=False, lineterminator="\r\n").encode("utf-8")
+    return parts
 
 
 def _write_csv(path: Path, parts: list[bytes | Path]) -> Path:
@@ -419,7 +428,17 @@ class BatchJob:
 
 def run_batch(job: BatchJob) -> dict:
     """Evaluate and write one batch of units (runs in a worker). Returns the small tables the per-year files need,
-    the manifest entries, the paths written / unchanged and the seconds spent per stage."""
+    the manifest entries, the paths written / unchanged and the seconds spent per stage. The cyclic garbage
+    collector is paused meanwhile (render.collector_paused): the batch's stages allocate hundreds of thousands of
+    objects that live until the batch ends and form no reference cycle, so every collection would traverse them all
+    and free nothing. It is back once they are gone (freed when `_batch` returns), so that the collection its return
+    triggers traverses only what the batch returns."""
+    with collector_paused():
+        return _batch(job)
+
+
+def _batch(job: BatchJob) -> dict:
+    """The work of run_batch; the batch's staged tables, evaluation and reports are freed when it returns."""
     t0 = time.perf_counter()
     # A result that travelled inline, else the cached one; a cache entry gone since the file map (another run on
     # the same output folder pruned it) is staged again from the file.

@@ -238,8 +238,9 @@ class _Details:
             for (_, p), (a, b) in zip(self.parts, spans):
                 if col in p:
                     values[a:b] = p[col]
-                    given = p.get("dtypes", {}).get(col)
-                    dtypes.append(_dtype_of(p[col]) if given is None else given)
+                    if not number:  # (a number column is float whatever its parts)
+                        given = p.get("dtypes", {}).get(col)
+                        dtypes.append(_dtype_of(p[col]) if given is None else given)
             values = values[self.rows]
             dtype = np.dtype(float) if number else _stacked_dtype(dtypes, len(dtypes) < len(self.parts))
             data[col] = pd.Series(values, dtype=dtype)  # a Series: an object column is not re-inferred as text
@@ -572,10 +573,11 @@ class _TargetFacts:
                                                                       qual)
         self.cut = _deviation_cut(self.op, self.dev, glob)
         self.value = np.where(self.op == "定性", qual, self.actual)
-        args = (self.op, t.values("指标值文本"), _number_texts(self.target), t.values("计量单位"))
+        units = _unit_texts(t.values("计量单位"))
+        args = (self.op, t.values("指标值文本"), _number_texts(self.target), units)
         self.texts = {"target": _target_text(*args), "plain": _target_text(*args, with_op=False),
                       "actual": _actual_text(self.op, t.values("实际完成值文本"), _number_texts(self.actual),
-                                             self.concl, t.values("计量单位"))}
+                                             self.concl, units)}
 
 
 def _score_targets(rule: _Rule, tables: _Tables, issues: list[Issue]) -> list[dict]:
@@ -699,8 +701,12 @@ def _target_codes(code: str, unit: np.ndarray, seq: np.ndarray) -> np.ndarray:
     return np.array([f"{code}-{x}" for x in label], dtype=object)
 
 
-def _with_unit(text: str, unit) -> str:
-    unit = "" if pd.isna(unit) else str(unit)
+def _unit_texts(units: np.ndarray) -> list[str]:
+    """Each 计量单位 as text, "" where blank (missing values found at once, not one pd.isna per target)."""
+    return ["" if missing else str(unit) for unit, missing in zip(units.tolist(), pd.isna(units).tolist())]
+
+
+def _with_unit(text: str, unit: str) -> str:
     return text if not unit or text.endswith(unit) else text + unit
 
 
@@ -709,25 +715,34 @@ def _number_texts(x) -> list[str]:
     return ["" if np.isnan(v) else f"{v:g}" for v in excel_round(np.asarray(x, dtype=float), 4)]
 
 
+def _typed_texts(texts: np.ndarray) -> list[str]:
+    """Each typed text stripped, "" where blank."""
+    return ["" if missing else str(text).strip() for text, missing in zip(texts.tolist(), pd.isna(texts).tolist())]
+
+
 def _target_text(ops, texts, numbers, units, with_op: bool = True) -> np.ndarray:
-    """The target as users read it: `≥3%`, `≤5天`, or the 定性 text; `with_op=False` gives `3%` for sentences."""
+    """The target as users read it: `≥3%`, `≤5天`, or the 定性 text; `with_op=False` gives `3%` for sentences.
+    `units`: _unit_texts."""
     out = []
-    for op, text, num, unit in zip(ops, texts, numbers, units):
-        shown = str(text).strip() if not pd.isna(text) and str(text).strip() else num
+    for op, text, num, unit, op_missing in zip(ops.tolist(), _typed_texts(texts), numbers, units,
+                                               pd.isna(ops).tolist()):
+        shown = text or num
         if op == "定性" or shown[:1] in "≥＞＝≤＜><=":
             out.append(shown if with_op or op == "定性" else shown[1:].lstrip("="))
         else:
-            out.append(("" if pd.isna(op) or not with_op else str(op)) + _with_unit(shown, unit))
+            out.append(("" if op_missing or not with_op else str(op)) + _with_unit(shown, unit))
     return np.array(out, dtype=object)
 
 
 def _actual_text(ops, texts, numbers, concls, units) -> np.ndarray:
+    """The actual value as users read it (`units`: _unit_texts); 未填写 where there is none."""
     out = []
-    for op, text, num, concl, unit in zip(ops, texts, numbers, concls, units):
+    for op, text, num, concl, unit, concl_missing in zip(ops.tolist(), _typed_texts(texts), numbers,
+                                                         concls.tolist(), units, pd.isna(concls).tolist()):
         if op == "定性":
-            out.append("未填写" if pd.isna(concl) else str(concl))
-        elif not pd.isna(text) and str(text).strip():
-            out.append(_with_unit(str(text).strip(), unit))
+            out.append("未填写" if concl_missing else str(concl))
+        elif text:
+            out.append(_with_unit(text, unit))
         else:
             out.append("未填写" if not num else _with_unit(num, unit))
     return np.array(out, dtype=object)
@@ -790,7 +805,8 @@ def _target_issues(tables: _Tables, facts: _TargetFacts, rows: np.ndarray, issue
     """错误 for targets that cannot be scored; 提示 for 偏离度 deductions (the target was probably set too low)."""
     t = facts.table
     missing, cut, dev = facts.missing[rows], facts.cut[rows], facts.dev[rows]
-    for i in np.flatnonzero((missing != "") | (cut > 0)):
+    at = np.flatnonzero((missing != "") | (cut > 0))
+    for i, deviation in zip(at, _pct(dev[at])):
         r = rows[i]
         file, sheet, cell, row = (t.values(c)[r] for c in ("_file", "_sheet", "单元格", "_row"))
         where = dict(file="" if pd.isna(file) else str(file), sheet="绩效目标" if pd.isna(sheet) else str(sheet),
@@ -802,8 +818,8 @@ def _target_issues(tables: _Tables, facts: _TargetFacts, rows: np.ndarray, issue
                                       "该项不得分。请补填后重新运行。", unit, year, **where))
         else:
             issues.append(_unit_issue(info, "target-deviation", f"绩效目标{row}“{name}”偏离度 "
-                                      f"{_pct([dev[i]])[0]}，指标值可能设置过低，已扣减该项分值的 {short_pct(cut[i])}。",
-                                      unit, year, value=_pct([dev[i]])[0], **where))
+                                      f"{deviation}，指标值可能设置过低，已扣减该项分值的 {short_pct(cut[i])}。",
+                                      unit, year, value=deviation, **where))
 
 
 # ---------------------------------------------------------------------------------------------------------------

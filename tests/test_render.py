@@ -233,15 +233,15 @@ def test_a_written_workbook_leaves_no_reference_cycle(tmp_path):
 
 def test_collector_is_left_as_it_was():
     assert gc.isenabled()
-    with render._collector_paused():
+    with render.collector_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
-    with pytest.raises(ValueError), render._collector_paused():
+    with pytest.raises(ValueError), render.collector_paused():
         raise ValueError
     assert gc.isenabled()
     gc.disable()
     try:
-        with render._collector_paused():
+        with render.collector_paused():
             pass
         assert not gc.isenabled()
     finally:

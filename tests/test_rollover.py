@@ -9,9 +9,11 @@ pre-filled 2024 templates, by hand from that input: 上年结转数 0 / 5.00 / 2
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from datetime import date, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -303,3 +305,21 @@ def test_sidecar_text_of_awkward_values():
         got = rollover.unit_text(ds, code, 2023, totals, indicators, index)
         assert got == _dumps(_reference_record(ds, code, 2023, totals, indicators)), code
     assert rollover.unit_text(ds, "A", 2023) == _dumps(_reference_record(ds, "A", 2023))
+
+
+def test_previous_year_read_once_from_the_sidecar_written_before(scored, monkeypatch):
+    """A unit whose previous year is not in the evaluation: its unit hash and its 年度对比 both take that year from
+    the sidecar written before, read once; a unit without one gets no record and the digest of nothing."""
+    out = scored / "output"
+    path = out / "2023" / ".data" / f"{CODE}.json"
+    data = path.read_bytes()
+    ev = SimpleNamespace(dataset=SimpleNamespace(units=pd.DataFrame({"单位编码": ["x"], "财年": [2025]})))
+    reads = []
+    open_ = Path.open
+    monkeypatch.setattr(Path, "open", lambda p, *a, **k: (reads.append(p), open_(p, *a, **k))[1])
+    assert rollover.previous_digest(ev, CODE, 2024, out) == hashlib.sha256(data).hexdigest()
+    record = rollover.previous_record(ev, CODE, 2024, out)
+    assert record == json.loads(data.decode("utf-8")) and record["财年"] == 2023 and record["单位编码"] == CODE
+    assert reads == [path]
+    assert rollover.previous_record(ev, "y", 2025, out) is None  # no 2024 sidecar
+    assert rollover.previous_digest(ev, "y", 2025, out) == hashlib.sha256(b"").hexdigest()
