@@ -43,8 +43,11 @@ class Executor:
 
     workers = 1
 
-    def imap(self, fn: Callable, items: Iterable, *args) -> Iterator[tuple[int, object]]:
-        """(index, fn(item, *args)) for every item, as they complete (here: in order)."""
+    def imap(self, fn: Callable, items: Iterable, *args,
+             inline_below: int | None = None) -> Iterator[tuple[int, object]]:
+        """(index, fn(item, *args)) for every item, as they complete (here: in order). Executors with workers run
+        fewer than `inline_below` (default MIN_PARALLEL) items here: heavy items, such as batches of units, pass a
+        lower bound."""
         for i, item in enumerate(items):
             yield i, fn(item, *args)
 
@@ -70,8 +73,9 @@ class _FuturesExecutor(Executor):
     def _result(self, fut):
         return fut.result()
 
-    def imap(self, fn, items, *args):
-        if isinstance(items, Sized) and len(items) < MIN_PARALLEL:  # not worth a round trip to the workers
+    def imap(self, fn, items, *args, inline_below: int | None = None):
+        least = MIN_PARALLEL if inline_below is None else inline_below
+        if isinstance(items, Sized) and len(items) < least:  # not worth a round trip to the workers
             yield from Executor.imap(self, fn, items, *args)
             return
         window = max(2, IN_FLIGHT_PER_WORKER * self.workers)
@@ -128,11 +132,11 @@ class DaskExecutor(_FuturesExecutor):
         self.client = Client(address, set_as_default=False)
         self.workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
 
-    def imap(self, fn, items, *args):
+    def imap(self, fn, items, *args, inline_below: int | None = None):
         from distributed import as_completed
 
         self._completed = as_completed(loop=self.client.loop)  # bound to our client, not a default one
-        yield from super().imap(fn, items, *args)
+        yield from super().imap(fn, items, *args, inline_below=inline_below)
 
     def _submit(self, fn, item, args):
         # pure=False: every task runs (a key derived from arguments would merge identical items)

@@ -535,7 +535,7 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     spent = {"read": 0.0, "compute": 0.0, "write": 0.0}
     bar = progress_bar(len(by_code), "评价", "单位", progress)
     try:
-        for b, part in executor.imap(run_batch, jobs):
+        for b, part in executor.imap(run_batch, jobs, inline_below=2):  # a batch is worth a worker
             parts[b] = part
             for k in spent:
                 spent[k] += part["timings"][k]

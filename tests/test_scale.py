@@ -183,6 +183,36 @@ def always_parallel(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_PARALLEL", 0)  # a handful of units would otherwise run in-process
 
 
+def test_a_few_batches_still_go_to_the_workers(units_dir, tmp_path, monkeypatch):
+    """Files: fewer than MIN_PARALLEL tasks run in-process; batches of units are heavy, so two already go to the
+    workers (else a 50-unit run, 4 guided batches, would run serially in the main process)."""
+    sent = []
+
+    class Recording(parallel.Executor):
+        workers = 2
+
+        def imap(self, fn, items, *args, inline_below=None):
+            sent.append((fn.__name__, inline_below))
+            yield from super().imap(fn, items, *args)
+
+    fw, _ = load_framework(default_framework_path())
+    run_streaming(units_dir, fw, tmp_path / "out", executor=Recording())
+    assert ("run_batch", 2) in sent and ("stage_files", None) in sent
+    pool = parallel.make_executor(2)
+    try:
+        assert pool.workers == 2
+        ran_in = [pid for _, pid in pool.imap(_pid, [0, 1], inline_below=2)]
+        assert os.getpid() not in ran_in
+        ran_in = [pid for _, pid in pool.imap(_pid, [0, 1])]  # below MIN_PARALLEL: here
+        assert ran_in == [os.getpid()] * 2
+    finally:
+        pool.close()
+
+
+def _pid(_):
+    return os.getpid()
+
+
 def test_two_workers_equal_one(units_dir, tmp_path, always_parallel):
     run(units_dir, tmp_path / "one", "--workers", "1")
     run(units_dir, tmp_path / "two", "--workers", "2")
@@ -335,8 +365,8 @@ def test_the_floor_deals_each_kind_of_file_evenly():
 class _LastFirst(parallel.Executor):
     """In-process, but hands the results back in reverse order: as a pool does when a later task finishes first."""
 
-    def imap(self, fn, items, *args):
-        yield from reversed(list(super().imap(fn, items, *args)))
+    def imap(self, fn, items, *args, **options):
+        yield from reversed(list(super().imap(fn, items, *args, **options)))
 
 
 @pytest.mark.parametrize("inputs", ["units", "defects"])
