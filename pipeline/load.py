@@ -354,7 +354,7 @@ def _map_sheets(rel: str, template: TemplateSpec, names: list[str]) -> tuple[dic
     return kept, issues
 
 
-def _remembered_for_short_text(normalize, max_len: int):
+def remembered_for_short_text(normalize, max_len: int):
     """`normalize` (pure, of a text) remembered per spelling of text up to `max_len` characters: the same few sheet
     names and `_meta` keys are normalised for every file, and NFKC plus regexes cost more than the rest of reading
     them. Bounded in entries; longer text and non-text are normalised without the memo."""
@@ -362,8 +362,8 @@ def _remembered_for_short_text(normalize, max_len: int):
     return lambda text: remembered(text) if isinstance(text, str) and len(text) <= max_len else normalize(text)
 
 
-_sheet_key = _remembered_for_short_text(normalize_sheet_name, 31)  # Excel's longest sheet name
-_meta_key = _remembered_for_short_text(normalize_label, 64)
+_sheet_key = remembered_for_short_text(normalize_sheet_name, 31)  # Excel's longest sheet name
+_meta_key = remembered_for_short_text(normalize_label, 64)
 
 
 # --------------------------------------------------------------------------------------------------------------

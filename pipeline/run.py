@@ -126,12 +126,9 @@ def load_dataset(input_dir: Path, executor: Executor | None = None, cache_dir: P
     bytes, relative name and pipeline code are unchanged since a previous run is taken from the cache instead."""
     input_dir = Path(input_dir)
     paths = discover(input_dir)
-    results: list = [None] * len(paths)
-    keys: set[str] = set()
-    for i, key, _, result in map_files(paths, input_dir, executor or Executor(), cache_dir, want=True,
-                                       progress=progress):
-        results[i] = result
-        keys.add(key)
+    mapped = map_files(paths, input_dir, executor or Executor(), cache_dir, want=True, progress=progress)
+    results = [result for _, _, result in mapped]
+    keys = {key for key, _, _ in mapped}
     if cache_dir is not None:
         cache_prune(cache_dir, keys - {None})
     return _assemble_results(results)
@@ -140,19 +137,22 @@ def load_dataset(input_dir: Path, executor: Executor | None = None, cache_dir: P
 def map_files(paths: list[Path], input_dir: Path, executor: Executor, cache_dir: Path | None, *, force: bool = False,
               want: bool, progress: bool = False):
     """The file map: stage_cached over every file, a few files per task (one task per file would cost the main
-    process more than a worker spends on it), with a progress bar. Yields (file index, cache key, unit key,
-    result) per file as tasks complete; the result is None when it stayed in the cache (`want` False)."""
+    process more than a worker spends on it), with a progress bar. Returns (cache key, unit key, result) per file,
+    in input order whatever order the tasks finish in (a unit whose files fall in two tasks must get its files, and
+    so its issues, its 绩效自评报告 and its manifest hash, in the same order on every run); the result is None when
+    it stayed in the cache (`want` False)."""
     jobs = [(str(p), str(input_dir), None if cache_dir is None else str(cache_dir), force, want) for p in paths]
     size = max(1, min(FILES_PER_TASK, -(-len(jobs) // (executor.workers * 8))))
     chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    done: list = [None] * len(chunks)
     bar = progress_bar(len(jobs), "读取", "文件", progress)
     try:
         for c, staged in executor.imap(stage_files, chunks):
-            for i, (key, unit, result) in enumerate(staged, start=c * size):
-                yield i, key, unit, result
+            done[c] = staged
             bar.update(len(staged))
     finally:
         bar.close()
+    return [entry for staged in done for entry in staged]
 
 
 def _assemble_results(results: list) -> tuple[Dataset, list[iss.Issue]]:
@@ -498,12 +498,8 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     by_code: dict[str, list] = {}
     loose: list = []          # staged files of no unit: assembled with the first batch, which reports them
     found: list[iss.Issue] = []
-    # map_files yields as its tasks complete, so a unit whose files fall in two tasks (and the files of no unit) would
-    # come in whichever order the workers finished: put every file back in input order (its index), else the unit's
-    # issues, its 绩效自评报告 and its manifest hash change from one run to the next.
-    mapped = sorted(map_files(paths, input_dir, executor, cache_dir, force=force, want=False, progress=progress),
-                    key=lambda m: m[0])
-    for i, key, unit, result in mapped:
+    mapped = map_files(paths, input_dir, executor, cache_dir, force=force, want=False, progress=progress)
+    for i, (key, unit, result) in enumerate(mapped):
         keys.add(key)
         entry = (str(paths[i]), key, result)
         if unit:

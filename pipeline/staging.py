@@ -26,7 +26,7 @@ import pandas as pd
 from pandas.api.internals import create_dataframe_from_blocks
 
 from .issues import Issue, error, info, warning
-from .load import RawSheet, SourceFile
+from .load import RawSheet, SourceFile, remembered_for_short_text
 from .numbers import cell_ref, col_letter, is_blank
 from .spec import (
     AMOUNT, CHOICE, DATE, INTEGER, NUMBER, PERCENT, SUBTOTAL_LABELS, TEMPLATE_VERSION, VALUE, Field, SheetSpec,
@@ -392,13 +392,8 @@ def stage_file(src: SourceFile) -> tuple[StagedFile, list[Issue]]:
     return staged, issues
 
 
-def _version(text: str | None) -> tuple[int, ...] | None:
-    """version_tuple of a file's template version, remembered for short text: every file's version is compared
-    with the current one, and they are the same few spellings (`2023.1`)."""
-    return _remembered_version(text) if text is None or len(text) <= _MEMO_TEXT_LEN else version_tuple(text)
-
-
-_remembered_version = functools.lru_cache(maxsize=256)(version_tuple)
+# version_tuple of a file's template version: every file's is compared with the current one, in a few spellings.
+_version = remembered_for_short_text(version_tuple, 64)
 
 
 def _incompatible_version(staged: StagedFile, t, src: SourceFile) -> Issue | None:
@@ -479,12 +474,7 @@ def _required_blank(ctx: _Ctx, f: Field, cell: str, hint: str = "") -> Issue:
 _MEMO_TEXT_LEN = 64
 
 
-def _label_key(text: str) -> str:
-    """normalize_label of a header or key cell's text."""
-    return _normalized_label(text) if len(text) <= _MEMO_TEXT_LEN else normalize_label(text)
-
-
-_normalized_label = functools.lru_cache(maxsize=4096)(normalize_label)
+_label_key = remembered_for_short_text(normalize_label, _MEMO_TEXT_LEN)  # of a header or key cell's text
 
 
 def _stage_kv(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx: _Ctx) -> list[Issue]:
