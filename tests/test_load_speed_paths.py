@@ -281,3 +281,39 @@ def test_staged_tables_do_not_share_their_column_labels():
     b = stage_file(_work_source([labels, ["抽检", "执法", "次", "合计", 3.0]]))[0].tables["工作统计"]
     a.columns.name = "renamed"
     assert b.columns.name is None
+
+
+def _with_damaged_sheet(path, member: str):
+    """A copy of the workbook at `path` whose `member` (a worksheet's XML) is cut off mid-element."""
+    with zipfile.ZipFile(path) as zin:
+        entries = [(info, zin.read(info.filename)) for info in zin.infolist()]
+    damaged = path.with_name("damaged_" + path.name)
+    with zipfile.ZipFile(damaged, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info, data in entries:
+            zout.writestr(info, data[:len(data) // 2] if info.filename == member else data)
+    return damaged
+
+
+def _three_sheet_workbook(tmp_path):
+    # openpyxl numbers worksheets in workbook order: 工作统计 sheet1, 单位信息 sheet2, 我的草稿 sheet3, _meta sheet4
+    return write_xlsx(tmp_path / "w.xlsx", {
+        "工作统计": [["统计项", "1月"], ["检查次数", 7]], "单位信息": [["单位名称", "某局"]],
+        "我的草稿": [["随便写写", 1]]}, meta={"模板类型": "工作统计表"})
+
+
+def test_a_damaged_sheet_of_the_users_own_does_not_make_the_file_unreadable(tmp_path):
+    """Only the sheets the template uses are parsed: a sheet the user added for their own notes that cannot be
+    parsed is skipped, and the template's sheets are read as if it were sound."""
+    path = _with_damaged_sheet(_three_sheet_workbook(tmp_path), "xl/worksheets/sheet3.xml")
+    with pytest.raises(Exception):  # the damage is real: a reader that parses every sheet fails on it
+        load_workbook(path)
+    src, issues = load_file(path, tmp_path)
+    assert src is not None and [i.code for i in issues] == []
+    assert src.sheets["工作统计"].rows() == [(1, ["统计项", "1月"]), (2, ["检查次数", 7.0])]
+    assert "我的草稿" not in src.sheets
+
+
+def test_a_damaged_template_sheet_still_makes_the_file_unreadable(tmp_path):
+    path = _with_damaged_sheet(_three_sheet_workbook(tmp_path), "xl/worksheets/sheet1.xml")
+    src, issues = load_file(path, tmp_path)
+    assert src is None and [i.code for i in issues] == ["file-unreadable"]
