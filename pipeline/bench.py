@@ -292,10 +292,10 @@ def deal(paths: list[str], workers: int) -> list[list[str]]:
 def measure_floor(input_dir: Path, produced_dir: Path, scratch: Path, workers: int) -> dict:
     """Read every input workbook (calamine, all sheets) and write every file the pipeline wrote (see _floor_write),
     split over `workers` processes like the pipeline. Times are the slowest worker's."""
-    from .load import discover
+    from .load import discover_paths
     from .parallel import make_executor
 
-    inputs = [str(p) for p in discover(input_dir)]
+    inputs = discover_paths(input_dir)
     produced = Path(produced_dir)
     outputs = sorted(str(p) for p in produced.rglob("*") if p.is_file()
                      and p.relative_to(produced).parts[0] not in (".cache", ".pipeline-state.json"))

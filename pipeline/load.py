@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import os
 import posixpath
 import re
 import zipfile
@@ -101,17 +102,26 @@ class SourceFile:
 def discover(input_dir: Path) -> list[Path]:
     """All workbooks under `input_dir`, recursively, sorted by path so every run sees them in the same order.
     Skips Excel/WPS lock files (`~$…`) and hidden files or folders (`.…`)."""
-    input_dir = Path(input_dir)
-    if not input_dir.is_dir():
+    return [Path(p) for p in discover_paths(input_dir)]
+
+
+def discover_paths(input_dir: Path | str) -> list[str]:
+    """`discover` as path strings: what a run over many units keeps of each file (a Path object costs several
+    times its text, and parsing one interns every file name for the rest of the process). Like Path.rglob,
+    symbolic links to folders are not followed and unreadable folders are skipped."""
+    root = str(Path(input_dir))  # the form rglob's paths had
+    if not os.path.isdir(root):
         return []
     found = []
-    for p in input_dir.rglob("*"):
-        rel_parts = p.relative_to(input_dir).parts
-        if any(part.startswith(".") for part in rel_parts) or p.name.startswith("~$"):
-            continue
-        if p.suffix.lower() in WORKBOOK_SUFFIXES and p.is_file():
-            found.append(p)
-    return sorted(found, key=lambda p: p.relative_to(input_dir).as_posix())
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.startswith((".", "~$")) or os.path.splitext(name)[1].lower() not in WORKBOOK_SUFFIXES:
+                continue
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                found.append((os.path.relpath(path, root).replace(os.sep, "/"), path))
+    return [path for _, path in sorted(found)]
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from .dataset import Dataset, assemble
 from .framework import Framework
 from .indicators import compute_indicators, unit_amounts
 from .intermediate import aggregate_work_stats, resolve_targets
-from .load import discover
+from .load import discover_paths
 from .numbers import records
 from .parallel import Executor
 from .render import DETAIL_COLUMNS, UnitReport, collector_paused, render_unit_workbook
@@ -111,7 +111,7 @@ class RunResult:
     issues: IssueLog
     files: int = 0                 # input files found
     timings: dict[str, float] = field(default_factory=dict)
-    outputs: dict[str, list[Path]] = field(default_factory=dict)
+    outputs: dict[str, list[str]] = field(default_factory=dict)  # as Evaluation's, but path strings (a few per unit)
 
     @property
     def has_errors(self) -> bool:
@@ -125,7 +125,7 @@ def load_dataset(input_dir: Path, executor: Executor | None = None, cache_dir: P
     With `executor`, files are read and staged in its workers (the file map); with `cache_dir`, a file whose
     bytes, relative name and pipeline code are unchanged since a previous run is taken from the cache instead."""
     input_dir = Path(input_dir)
-    paths = discover(input_dir)
+    paths = discover_paths(input_dir)
     mapped = map_files(paths, input_dir, executor or Executor(), cache_dir, want=True, progress=progress)
     results = [result for _, _, result in mapped]
     keys = {key for key, _, _ in mapped}
@@ -134,7 +134,7 @@ def load_dataset(input_dir: Path, executor: Executor | None = None, cache_dir: P
     return _assemble_results(results)
 
 
-def map_files(paths: list[Path], input_dir: Path, executor: Executor, cache_dir: Path | None, *, force: bool = False,
+def map_files(paths: list[str], input_dir: Path, executor: Executor, cache_dir: Path | None, *, force: bool = False,
               want: bool, progress: bool = False):
     """The file map: stage_cached over every file, a few files per task (one task per file would cost the main
     process more than a worker spends on it), with a progress bar. Returns (cache key, unit key, result) per file,
@@ -459,7 +459,9 @@ def _batch(job: BatchJob) -> dict:
     indicators = ev.indicators.loc[budget, [*UNIT_KEY, "计算方法", "分子", "分母"]].reset_index(drop=True)
     return {"units": ev.units[[*UNIT_KEY, "单位名称"]], "totals": ev.totals, "losses": ev.losses,
             "indicators": indicators, "csv_parts": csv_parts, "issues": spool_batch(job.spool, job.index, ev.issues),
-            "new_units": new_units, "written": written, "unchanged": unchanged, "dirty": dirty,
+            # paths as text: an unpickled Path is parsed again and interns its name in the main process
+            "new_units": new_units, "written": list(map(str, written)), "unchanged": list(map(str, unchanged)),
+            "dirty": dirty,
             "timings": {"read": t1 - t0, "compute": t2 - t1, "write": t3 - t2}}
 
 
@@ -493,7 +495,7 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     if spool_parent is None:
         spool_parent = cache_dir
         remove_stale(spool_parent)
-    paths = discover(input_dir)
+    paths = discover_paths(input_dir)
     keys: set[str] = set()
     by_code: dict[str, list] = {}
     loose: list = []          # staged files of no unit: assembled with the first batch, which reports them
@@ -501,7 +503,7 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     mapped = map_files(paths, input_dir, executor, cache_dir, force=force, want=False, progress=progress)
     for i, (key, unit, result) in enumerate(mapped):
         keys.add(key)
-        entry = (str(paths[i]), key, result)
+        entry = (paths[i], key, result)
         if unit:
             by_code.setdefault(str(unit[0]), []).append(entry)
         elif result is not None and result[0] is None:
@@ -552,6 +554,7 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
             result, framework, output_dir, old, read_state(output_dir).get("units", {}) if force else old_units,
             new_units, [w for p in parts for w in p["written"]], [u for p in parts for u in p["unchanged"]],
             {y for p in parts for y in p["dirty"]}, [p["csv_parts"] for p in parts])
+        result.outputs = {k: list(map(str, paths)) for k, paths in result.outputs.items()}
         shutil.rmtree(_parts_dir(cache_dir), ignore_errors=True)
     t3 = time.perf_counter()
     share = (t2 - t1) / (sum(spent.values()) or 1.0)

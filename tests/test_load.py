@@ -11,7 +11,7 @@ import pytest
 from openpyxl import load_workbook
 from xlsx_factory import budget_book, targets_book, work_book, write_xlsx
 
-from pipeline.load import discover, load_file
+from pipeline.load import discover, discover_paths, load_file
 
 
 def test_discover_recursive_sorted_and_skips_locks_and_hidden(tmp_path):
@@ -21,6 +21,24 @@ def test_discover_recursive_sorted_and_skips_locks_and_hidden(tmp_path):
         (tmp_path / rel).write_bytes(b"x")
     found = [p.relative_to(tmp_path).as_posix() for p in discover(tmp_path)]
     assert found == ["A.XLSX", "a/c.xlsm", "a/z.xls", "b.xlsx"]
+
+
+def test_discover_follows_linked_files_not_linked_folders_and_gives_text_paths(tmp_path, monkeypatch):
+    """As Path.rglob did: a link to a workbook is a workbook, a link to a folder is not walked (a link back to a
+    parent would walk forever); discover_paths gives the same paths as text, as the input folder was written."""
+    (tmp_path / "in" / "a").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.xlsx").write_bytes(b"x")
+    (tmp_path / "in" / "a" / "b.xlsx").write_bytes(b"x")
+    (tmp_path / "in" / "link.xlsx").symlink_to(tmp_path / "elsewhere" / "x.xlsx")
+    (tmp_path / "in" / "folder").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "in" / "loop").symlink_to(tmp_path / "in", target_is_directory=True)
+    (tmp_path / "in" / "dangling.xlsx").symlink_to(tmp_path / "gone.xlsx")
+    root = tmp_path / "in"
+    assert [p.relative_to(root).as_posix() for p in discover(root)] == ["a/b.xlsx", "link.xlsx"]
+    assert discover_paths(root) == [os.path.join(str(root), "a", "b.xlsx"), os.path.join(str(root), "link.xlsx")]
+    monkeypatch.chdir(tmp_path)
+    assert discover_paths("./in/") == [os.path.join("in", "a", "b.xlsx"), os.path.join("in", "link.xlsx")]
 
 
 def test_discover_missing_folder_is_empty(tmp_path):
