@@ -30,7 +30,7 @@ import pandas as pd
 from pandas.api.internals import create_dataframe_from_blocks
 
 from . import __version__
-from .atomic import write_atomic
+from .atomic import atomic_output, write_atomic
 from .dataset import UNIT_TYPES, unit_key
 from .issues import Issue
 from .load import load_file, read_input
@@ -296,5 +296,7 @@ def read_state(output_dir: Path) -> dict:
 
 
 def write_state(output_dir: Path, state: dict) -> None:
-    path = Path(output_dir) / STATE_FILE
-    write_atomic(path, json.dumps(state, ensure_ascii=False, indent=1))
+    """The manifest, encoded piece by piece into its file (json.dumps would first build all of it as one string:
+    megabytes for thousands of units, at the end of the run when the 汇总 has just been written)."""
+    with atomic_output(Path(output_dir) / STATE_FILE) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        json.dump(state, fh, ensure_ascii=False, indent=1)

@@ -542,7 +542,8 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
         bar.close()
     t2 = time.perf_counter()
 
-    cat = lambda name: pd.concat([p[name] for p in parts], ignore_index=True)  # noqa: E731
+    # each batch's table is dropped once it is in the run's (not held twice through the per-year files)
+    cat = lambda name: pd.concat([p.pop(name) for p in parts], ignore_index=True)  # noqa: E731
     for part in parts:  # in batch order: the order of the 数据问题 sheet (spool.IssueLog.chunks)
         log.add(part["issues"])
     result = RunResult(units=cat("units"), totals=cat("totals"), losses=cat("losses"),

@@ -299,3 +299,16 @@ def test_hand_made_source_round_trip(tmp_path):
     result = stage_file(src)
     assert {i.code for i in result[1]} >= {"bad-number", "project-name-missing"}
     assert_same_result(round_trip(tmp_path, result), result)
+
+
+def test_the_manifest_is_written_as_readable_json_and_read_back(tmp_path):
+    """Streamed into its file, the manifest is plain UTF-8 JSON (names unescaped, one space per level, "\\n" line
+    ends on every system) and reads back equal; a manifest of another format is ignored."""
+    state = {"format": incremental.STATE_FORMAT, "units": {"2023/A1": {"hash": "h", "outputs": {"2023/甲.xlsx": "s"}}}}
+    incremental.write_state(tmp_path, state)
+    text = (tmp_path / incremental.STATE_FILE).read_bytes().decode("utf-8")
+    assert text == ('{\n "format": %d,\n "units": {\n  "2023/A1": {\n   "hash": "h",\n   "outputs": {\n'
+                    '    "2023/甲.xlsx": "s"\n   }\n  }\n }\n}' % incremental.STATE_FORMAT)
+    assert incremental.read_state(tmp_path) == state
+    incremental.write_state(tmp_path, {**state, "format": -1})
+    assert incremental.read_state(tmp_path) == {}
