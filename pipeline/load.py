@@ -156,10 +156,12 @@ def load_file(path: Path, root: Path, *, data: bytes | None = None,
     meta = _read_meta(meta_values)
     template, issues = _identify(rel, meta, names)
     kept, sheet_issues = _map_sheets(rel, template, names) if template is not None else ({}, [])
-    try:
-        values = {canonical: _sheet_values(book, actual) for canonical, actual in kept.items()}
-    except Exception as exc:  # noqa: BLE001 -- as above
-        return None, [_unreadable(rel, exc)]
+    values = {}
+    for canonical, actual in kept.items():
+        try:
+            values[canonical] = _sheet_values(book, actual)
+        except Exception as exc:  # noqa: BLE001 -- as above; the sheet is named, the user's way to it
+            return None, [_unreadable(rel, exc, actual)]
     sheets = {canonical: RawSheet(kept[canonical], values=v) for canonical, v in values.items()}
     src = SourceFile(path=path, rel=rel, sha256=sha256 or hashlib.sha256(data).hexdigest(), template=template,
                      meta=meta, sheets=sheets)
@@ -167,9 +169,13 @@ def load_file(path: Path, root: Path, *, data: bytes | None = None,
     return src, issues + sheet_issues + _apply_xml_facts(src, facts, values)
 
 
-def _unreadable(rel: str, exc: Exception) -> Issue:
-    msg = f"文件无法打开：{rel}（{type(exc).__name__}）。文件可能已损坏或不是 Excel 工作簿，{_FIX_RESAVE}。"
-    return error("file-unreadable", msg, file=rel)
+def _unreadable(rel: str, exc: Exception, sheet: str = "") -> Issue:
+    if sheet:
+        msg = (f"文件无法打开：{rel} 的工作表「{sheet}」无法读取（{type(exc).__name__}），文件可能已损坏，"
+               f"{_FIX_RESAVE}。")
+    else:
+        msg = f"文件无法打开：{rel}（{type(exc).__name__}）。文件可能已损坏或不是 Excel 工作簿，{_FIX_RESAVE}。"
+    return error("file-unreadable", msg, file=rel, sheet=sheet)
 
 
 def _relative_name(path: Path, root: Path) -> str:

@@ -314,6 +314,8 @@ def test_a_damaged_sheet_of_the_users_own_does_not_make_the_file_unreadable(tmp_
 
 
 def test_a_damaged_template_sheet_still_makes_the_file_unreadable(tmp_path):
+    """…with the sheet named, so the user knows where to look."""
     path = _with_damaged_sheet(_three_sheet_workbook(tmp_path), "xl/worksheets/sheet1.xml")
     src, issues = load_file(path, tmp_path)
-    assert src is None and [i.code for i in issues] == ["file-unreadable"]
+    assert src is None and [(i.code, i.sheet) for i in issues] == [("file-unreadable", "工作统计")]
+    assert "damaged_w.xlsx 的工作表「工作统计」无法读取" in issues[0].message
