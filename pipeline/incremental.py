@@ -272,8 +272,10 @@ def cache_prune(cache_dir: Path, keep: set[str]) -> None:
                 p.unlink(missing_ok=True)
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def sha256_file(path: Path | str) -> str:
+    """The file's SHA-256, read a block at a time (a year's 评分明细.csv of a province is tens of megabytes)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def outputs_intact(output_dir: Path, outputs: dict) -> bool:
