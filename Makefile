@@ -54,7 +54,7 @@ golden: $(STAMP)
 	$(PYTHON) tests/test_golden.py
 
 clean:
-	rm -rf output/*/ output/.cache output/.pipeline-state.json .pytest_cache
+	rm -rf output/*/ output/.cache output/.pipeline-state.sqlite output/.pipeline-state.json .pytest_cache
 
 ## Developers: time one unit, then N generated units beside the floor (figures go into the README): make bench UNITS="100 1000"
 bench: $(STAMP)

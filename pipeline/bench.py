@@ -293,12 +293,13 @@ def measure_floor(input_dir: Path, produced_dir: Path, scratch: Path, workers: i
     """Read every input workbook (calamine, all sheets) and write every file the pipeline wrote (see _floor_write),
     split over `workers` processes like the pipeline. Times are the slowest worker's."""
     from .load import discover_paths
+    from .manifest import STATE_FILE
     from .parallel import make_executor
 
     inputs = discover_paths(input_dir)
     produced = Path(produced_dir)
     outputs = sorted(str(p) for p in produced.rglob("*") if p.is_file()
-                     and p.relative_to(produced).parts[0] not in (".cache", ".pipeline-state.json"))
+                     and p.relative_to(produced).parts[0] not in (".cache", STATE_FILE))
     scratch.mkdir(parents=True, exist_ok=True)
     w = max(1, workers)
     t0 = time.perf_counter()

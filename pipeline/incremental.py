@@ -1,4 +1,4 @@
-"""What makes a rerun cheap (issue #5): the staged-file cache and the manifest of what was written.
+"""What makes a rerun cheap (issue #5): the staged-file cache, and whether recorded outputs are intact.
 
 - Staged-file cache `output/.cache/staged/<key>.pickle`: a file's (StagedFile, issues), keyed by the SHA-256 of its
   bytes, its name relative to the input folder and the pipeline's code (`code_digest`). An entry is two pickles,
@@ -7,9 +7,8 @@
   sides). The cache is this program's own folder inside the output folder (its pickles are trusted as the
   program's own writing); an unreadable, truncated or foreign entry is staged again.
 - A file is read once per file map step: its bytes are hashed for the key and, on a miss, parsed from memory.
-- Manifest `output/.pipeline-state.json`: per unit its hash (inputs, 评分标准, code, options, issues) and the
-  SHA-256 of each file written for it; per 财年 the files of the year. An output whose bytes changed on disk is
-  written again.
+- `outputs_intact`: whether the files the manifest (manifest.py) records for a unit still have the bytes written (an
+  output changed or deleted by hand is written again).
 
 `stage_cached` / `stage_files` are the unit of work of the file map (they run in the executor's workers).
 """
@@ -19,9 +18,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import os
 import pickle
+import time
 import zlib
 from pathlib import Path
 
@@ -30,15 +29,13 @@ import pandas as pd
 from pandas.api.internals import create_dataframe_from_blocks
 
 from . import __version__
-from .atomic import atomic_output, write_atomic
+from .atomic import write_atomic
 from .dataset import UNIT_TYPES, unit_key
 from .issues import Issue
 from .load import load_file, read_input
 from .staging import StagedFile, stage_file
 
-STATE_FILE = ".pipeline-state.json"  # the manifest of what was written for which inputs
-CACHE_DIR = ".cache"                 # staged files by content hash
-STATE_FORMAT = 1
+CACHE_DIR = ".cache"  # staged files by content hash
 
 
 def load_and_stage(job: tuple[str, str]):
@@ -263,13 +260,30 @@ def _labels(labels: tuple[str, ...], dtype: str) -> pd.Index:
     return pd.Index(list(labels), dtype=dtype)
 
 
-def cache_prune(cache_dir: Path, keep: set[str]) -> None:
-    """Drop cache entries of files no longer in the input (the cache never outgrows the input)."""
-    folder = Path(cache_dir) / "staged"
-    if folder.is_dir():
-        for p in folder.glob("*.pickle"):
-            if p.stem not in keep:
-                p.unlink(missing_ok=True)
+def cache_prune(cache_dir: Path | str, keep) -> None:
+    """Drop the cache entries of files no longer in the input (the cache never outgrows the input; `keep`: the keys
+    of the input's files, anything that answers `in`), and temporary entries (".<key>.….pickle") that a killed run
+    left behind: those older than STALE_TEMPORARY seconds (a running writer holds one for milliseconds). The folder
+    is read an entry at a time: tens of thousands of entries for a province."""
+    now = time.time()
+    try:
+        with os.scandir(os.path.join(cache_dir, "staged")) as entries:
+            for entry in entries:
+                name = entry.name
+                if not name.endswith(".pickle"):
+                    continue
+                try:
+                    gone = (now - entry.stat().st_mtime > STALE_TEMPORARY) if name.startswith(".") \
+                        else name[:-len(".pickle")] not in keep
+                    if gone:
+                        os.unlink(entry.path)
+                except FileNotFoundError:  # removed meanwhile (another run on the same output folder)
+                    continue
+    except (FileNotFoundError, NotADirectoryError):
+        return
+
+
+STALE_TEMPORARY = 3600
 
 
 def sha256_file(path: Path | str) -> str:
@@ -287,18 +301,3 @@ def outputs_intact(output_dir: Path, outputs: dict) -> bool:
         if not p.is_file() or sha256_file(p) != sha:
             return False
     return True
-
-
-def read_state(output_dir: Path) -> dict:
-    try:
-        state = json.loads((Path(output_dir) / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return state if isinstance(state, dict) and state.get("format") == STATE_FORMAT else {}
-
-
-def write_state(output_dir: Path, state: dict) -> None:
-    """The manifest, encoded piece by piece into its file (json.dumps would first build all of it as one string:
-    megabytes for thousands of units, at the end of the run when the 汇总 has just been written)."""
-    with atomic_output(Path(output_dir) / STATE_FILE) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-        json.dump(state, fh, ensure_ascii=False, indent=1)

@@ -16,6 +16,7 @@ import os
 import posixpath
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -107,12 +108,18 @@ def discover(input_dir: Path) -> list[Path]:
 
 def discover_paths(input_dir: Path | str) -> list[str]:
     """`discover` as path strings: what a run over many units keeps of each file (a Path object costs several
-    times its text, and parsing one interns every file name for the rest of the process). Like Path.rglob,
-    symbolic links to folders are not followed and unreadable folders are skipped."""
+    times its text, and parsing one interns every file name for the rest of the process)."""
+    return [path for _, path in sorted(iter_workbooks(input_dir))]
+
+
+def iter_workbooks(input_dir: Path | str) -> Iterator[tuple[str, str]]:
+    """(name relative to input_dir with "/", path as text) of every workbook under input_dir, in the order the
+    folders are walked (`discover_paths` sorts them; a streamed run sorts them on disk). Like Path.rglob, symbolic
+    links to folders are not followed and unreadable folders are skipped; hidden files and folders and Excel's
+    lock files (~$) are left out."""
     root = str(Path(input_dir))  # the form rglob's paths had
     if not os.path.isdir(root):
-        return []
-    found = []
+        return
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
@@ -120,8 +127,7 @@ def discover_paths(input_dir: Path | str) -> list[str]:
                 continue
             path = os.path.join(folder, name)
             if os.path.isfile(path):
-                found.append((os.path.relpath(path, root).replace(os.sep, "/"), path))
-    return [path for _, path in sorted(found)]
+                yield os.path.relpath(path, root).replace(os.sep, "/"), path
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -38,6 +38,20 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class Counted:
+    """Items of a known number, made only as they are taken: what `imap` is given when the items come from disk (it
+    decides from their number whether the workers are worth it)."""
+
+    def __init__(self, items: Iterable, count: int):
+        self._items, self._count = items, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator:
+        return iter(self._items)
+
+
 class Executor:
     """In-process executor: `imap` runs each item here, in order."""
 

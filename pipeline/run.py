@@ -3,15 +3,18 @@
 Scale (many units, reruns): `run_streaming` is what `python -m pipeline run` does.
 - Map 1, over files (in the executor's workers): read and stage each workbook and keep the result in the staged-file
   cache `output/.cache/staged/` (keyed by the SHA-256 of its bytes, its relative name and the pipeline's code); only
-  the file's unit key travels back.
+  the file's unit key travels back, into the run's file index on disk (fileindex.FileIndex: the paths found, sorted
+  there, with each file's cache key and 单位编码).
 - Map 2, over batches of units (all fiscal years of up to `BATCH_UNITS` 单位编码 per batch): a worker takes the
   batch's staged files from the cache, runs every pure stage vectorised over the batch's units (`evaluate_staged`),
   renders the units whose inputs changed, writes its part of each year's 评分明细.csv into the cache and returns
   only small tables (a few rows per unit: totals, budget indicators, issues; and the batch's points lost per 汇总
-  line). The main process never holds the staged tables or score details of all units nor any workbook: its memory grows by a few
-  kilobytes per unit, a worker's with the batch size only.
-- Incremental: the manifest `output/.pipeline-state.json` maps each unit to a hash of its inputs (files' SHA-256,
-  评分标准, code digest, options, its issues) and to the files written for it. Only units whose hash changed are
+  line). A batch is made when the executor takes it: its files and its units' old manifest entries are read from
+  disk then. The main process never holds the staged tables or score details of all units, any workbook, the list
+  of files or the manifest: what it keeps grows by a couple of kilobytes per unit (the rows of the 汇总, the paths
+  written), a worker's with the batch size only.
+- Incremental: the manifest `output/.pipeline-state.sqlite` (manifest.py) maps each unit to a hash of its inputs
+  (files' SHA-256, 评分标准, code digest, options, its issues) and to the files written for it. Only units whose hash changed are
   rendered again (and the 评分明细.csv / 汇总.xlsx of their 财年); outputs of units that disappeared from a 财年
   present in the input are removed (only files the manifest says this program wrote); years absent from the input are
   left as they are. `force=True` (`--force`) ignores cache and manifest.
@@ -24,11 +27,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,15 +44,17 @@ import pandas as pd
 
 from . import __version__, checks, issues as iss, rollover, summary
 from .atomic import atomic_output, write_atomic
-from .incremental import (CACHE_DIR, STATE_FORMAT, cache_get, cache_prune, code_digest, load_and_stage,
-                          outputs_intact, read_state, sha256_file, stage_files, write_state)
+from .incremental import (CACHE_DIR, cache_get, cache_prune, code_digest, load_and_stage, outputs_intact,
+                          sha256_file, stage_files)
 from .dataset import Dataset, assemble
+from .fileindex import FileIndex
 from .framework import Framework
 from .indicators import compute_indicators, unit_amounts
 from .intermediate import aggregate_work_stats, resolve_targets
 from .load import discover_paths
+from .manifest import Manifest, ManifestWriter, new_manifest
 from .numbers import records
-from .parallel import Executor
+from .parallel import Counted, Executor
 from .render import DETAIL_COLUMNS, UnitReport, collector_paused, render_unit_workbook
 from .monitoring import monitor  # issue #6: 绩效运行监控
 from .report import write_unit_report  # issue #6: 绩效自评报告
@@ -126,33 +134,44 @@ def load_dataset(input_dir: Path, executor: Executor | None = None, cache_dir: P
     bytes, relative name and pipeline code are unchanged since a previous run is taken from the cache instead."""
     input_dir = Path(input_dir)
     paths = discover_paths(input_dir)
-    mapped = map_files(paths, input_dir, executor or Executor(), cache_dir, want=True, progress=progress)
-    results = [result for _, _, result in mapped]
-    keys = {key for key, _, _ in mapped}
+    mapped: list = [None] * len(paths)  # in input order, whatever order the tasks finish in
+    for seq, _, entry in map_files(paths, len(paths), input_dir, executor or Executor(), cache_dir, want=True,
+                                   progress=progress):
+        mapped[seq] = entry
     if cache_dir is not None:
-        cache_prune(cache_dir, keys - {None})
-    return _assemble_results(results)
+        cache_prune(cache_dir, {key for key, _, _ in mapped} - {None})
+    return _assemble_results([result for _, _, result in mapped])
 
 
-def map_files(paths: list[str], input_dir: Path, executor: Executor, cache_dir: Path | None, *, force: bool = False,
-              want: bool, progress: bool = False):
-    """The file map: stage_cached over every file, a few files per task (one task per file would cost the main
-    process more than a worker spends on it), with a progress bar. Returns (cache key, unit key, result) per file,
-    in input order whatever order the tasks finish in (a unit whose files fall in two tasks must get its files, and
-    so its issues, its 绩效自评报告 and its manifest hash, in the same order on every run); the result is None when
-    it stayed in the cache (`want` False)."""
-    jobs = [(str(p), str(input_dir), None if cache_dir is None else str(cache_dir), force, want) for p in paths]
-    size = max(1, min(FILES_PER_TASK, -(-len(jobs) // (executor.workers * 8))))
-    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
-    done: list = [None] * len(chunks)
-    bar = progress_bar(len(jobs), "读取", "文件", progress)
+def map_files(paths: Iterable[str], total: int, input_dir: Path, executor: Executor, cache_dir: Path | None, *,
+              force: bool = False, want: bool, progress: bool = False) -> Iterator[tuple[int, str, tuple]]:
+    """The file map: stage_cached over the `total` files of `paths` (taken as the tasks are sent), a few files per
+    task (one task per file would cost the main process more than a worker spends on it), with a progress bar.
+    Yields (place in `paths`, path, (cache key, unit key, result)) per file as the tasks finish: a caller that
+    needs input order restores it from the place (a unit whose files fall in two tasks must get its files, and so
+    its issues, its 绩效自评报告 and its manifest hash, in the same order on every run). The result is None when it
+    stayed in the cache (`want` False)."""
+    size = max(1, min(FILES_PER_TASK, -(-total // (executor.workers * 8))))
+    common = (str(input_dir), None if cache_dir is None else str(cache_dir), force, want)
+    sent: dict[int, list[str]] = {}  # the paths of the tasks in flight
+
+    def tasks():
+        pending = iter(paths)
+        for c in itertools.count():
+            chunk = list(itertools.islice(pending, size))
+            if not chunk:
+                return
+            sent[c] = chunk
+            yield [(p, *common) for p in chunk]
+
+    bar = progress_bar(total, "读取", "文件", progress)
     try:
-        for c, staged in executor.imap(stage_files, chunks):
-            done[c] = staged
+        for c, staged in executor.imap(stage_files, Counted(tasks(), -(-total // size))):
+            for j, (path, entry) in enumerate(zip(sent.pop(c), staged)):
+                yield c * size + j, path, entry
             bar.update(len(staged))
     finally:
         bar.close()
-    return [entry for staged in done for entry in staged]
 
 
 def _assemble_results(results: list) -> tuple[Dataset, list[iss.Issue]]:
@@ -242,18 +261,25 @@ def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, exe
     ("written", "unchanged", "removed")."""
     t0 = time.perf_counter()
     output_dir = Path(output_dir)
-    on_disk = read_state(output_dir)
-    old = {} if force else on_disk
-    bar = progress_bar(len(ev.units), "输出", "单位", progress)
-    try:
-        done = render_units(ev, framework, output_dir, old.get("units", {}), run_time(), executor,
-                            on_unit=lambda: bar.update(1))
-    finally:
-        bar.close()
-    ev.outputs = finish_outputs(ev, framework, output_dir, old, on_disk.get("units", {}), *done,
-                                csv_parts=[details_csv_parts(ev)])
+    with Manifest.open(output_dir) as on_disk, _new_manifest(output_dir) as manifest:
+        old = Manifest() if force else on_disk
+        mine = old.units_of(map(str, ev.units["单位编码"].unique()))
+        bar = progress_bar(len(ev.units), "输出", "单位", progress)
+        try:
+            new_units, *done = render_units(ev, framework, output_dir, mine, run_time(), executor,
+                                            on_unit=lambda: bar.update(1))
+        finally:
+            bar.close()
+        manifest.add(new_units)
+        ev.outputs = finish_outputs(ev, framework, output_dir, old, on_disk, manifest, *done,
+                                    csv_parts=[details_csv_parts(ev)])
     ev.timings["write"] = time.perf_counter() - t0
     return ev.outputs["written"]
+
+
+def _new_manifest(output_dir: Path):
+    """The manifest this run builds (manifest.new_manifest), naming the program that wrote the outputs."""
+    return new_manifest(output_dir, {"pipeline": __version__, "code": code_digest()})
 
 
 def render_units(ev: Evaluation, framework: Framework, output_dir: Path, old_units: dict, when: datetime,
@@ -298,36 +324,36 @@ def render_units(ev: Evaluation, framework: Framework, output_dir: Path, old_uni
     return new_units, written, unchanged, {int(unit["财年"]) for unit, _, _ in todo}
 
 
-def finish_outputs(results, framework: Framework, output_dir: Path, old: dict, old_units: dict, new_units: dict,
-                   written: list[Path], unchanged: list[Path], dirty_years: set[int],
+def finish_outputs(results, framework: Framework, output_dir: Path, old: Manifest, on_disk: Manifest,
+                   manifest: ManifestWriter, written: list[Path], unchanged: list[Path], dirty_years: set[int],
                    csv_parts: list[dict[int, bytes | Path]]) -> dict[str, list[Path]]:
-    """After every unit is rendered: remove the outputs of units gone from a 财年 of the input, write each 财年's
-    评分明细.csv (from `csv_parts`, the rows of each batch in order: see details_csv_parts) and 汇总.xlsx when
-    one of its units changed, and the manifest. `results`: an Evaluation or a RunResult (the small per-unit
-    tables). `old`: the manifest the run started from ({} when forced); `old_units`: the units of the manifest on
-    disk (what this program wrote, even when forced)."""
+    """After every unit is rendered (and its entry is in `manifest`): remove the outputs of units gone from a 财年
+    of the input, write each 财年's 评分明细.csv (from `csv_parts`, the rows of each batch in order: see
+    details_csv_parts) and 汇总.xlsx when one of its units changed, and complete the manifest. `results`: an
+    Evaluation or a RunResult (the small per-unit tables). `old`: the manifest the run started from (empty when
+    forced); `on_disk`: the manifest on disk (what this program wrote, even when forced)."""
     units = results.units
     written, unchanged, dirty_years = list(written), list(unchanged), set(dirty_years)
     removed = []
     years = sorted({int(y) for y in units["财年"]}) if len(units) else []
-    for uid, prev in old_units.items():
-        if int(uid.split("/")[0]) not in years:
+    for uid, year, prev in on_disk.entries():
+        if year not in years:
             # A 财年 absent from this input is kept as it is: last year's results feed 年度对比 and `templates --from`.
-            new_units.setdefault(uid, prev)
+            manifest.add({uid: prev})
             continue
-        stale = set(prev.get("outputs", {})) - set(new_units.get(uid, {}).get("outputs", {}))
+        stale = set(prev.get("outputs", {})) - set(manifest.outputs_of(uid))
         for rel in sorted(stale):
             target = output_dir / rel
             if target.is_file():
                 target.unlink()
                 removed.append(target)
-            dirty_years.add(int(uid.split("/")[0]))
+            dirty_years.add(year)
 
-    files_state = {}
+    files_state, old_files = {}, old.files()
     for year in years:
         outs = [output_dir / str(year) / DETAILS_CSV, output_dir / str(year) / SUMMARY_FILE]
         rels = [p.relative_to(output_dir).as_posix() for p in outs]
-        prev = {r: old.get("files", {}).get(r) for r in rels}
+        prev = {r: old_files.get(r) for r in rels}
         if year not in dirty_years and outputs_intact(output_dir, prev):
             files_state.update(prev)
             unchanged.extend(outs)
@@ -337,11 +363,10 @@ def finish_outputs(results, framework: Framework, output_dir: Path, old: dict, o
         for p in (csv_path, summary_path):
             files_state[p.relative_to(output_dir).as_posix()] = sha256_file(p)
             written.append(p)
-    for rel in sorted(set(old.get("files", {})) - set(files_state)):  # a 财年 not in this input: kept
-        files_state[rel] = old["files"][rel]
-
-    write_state(output_dir, {"format": STATE_FORMAT, "pipeline": __version__, "code": code_digest(),
-                              "units": dict(sorted(new_units.items())), "files": dict(sorted(files_state.items()))})
+    kept = on_disk.files()
+    for rel in sorted(set(kept) - set(files_state)):  # a 财年 not in this input: kept
+        files_state[rel] = kept[rel]
+    manifest.set_files(files_state)
     return {"written": written, "unchanged": unchanged, "removed": removed}
 
 
@@ -387,26 +412,25 @@ MIN_BATCH_UNITS = 10
 FILES_PER_TASK = 32  # files per task of the file map
 
 
-def batch_units(codes: list[str], workers: int, size: int | None = None) -> list[list[str]]:
-    """单位编码 (sorted) → consecutive batches. With `size`, batches of `size` units. Otherwise guided: each batch
-    takes a share of what remains (remaining ÷ (2 × workers), at most BATCH_UNITS and at least MIN_BATCH_UNITS,
-    and no more than an equal share per worker), so batches shrink towards the end and the workers finish together
-    instead of one idling while another works through a last full batch; a remainder below the least size joins the
-    batch before it."""
+def batch_sizes(count: int, workers: int, size: int | None = None) -> list[int]:
+    """The number of units (单位编码) in each consecutive batch of `count`. With `size`, batches of `size` units.
+    Otherwise guided: each batch takes a share of what remains (remaining ÷ (2 × workers), at most BATCH_UNITS and
+    at least MIN_BATCH_UNITS, and no more than an equal share per worker), so batches shrink towards the end and the
+    workers finish together instead of one idling while another works through a last full batch; a remainder below
+    the least size joins the batch before it."""
     if size:
-        return [codes[i:i + size] for i in range(0, len(codes), size)]
+        return [min(size, count - start) for start in range(0, count, size)]
     workers = max(1, workers)
-    most = min(BATCH_UNITS, -(-len(codes) // workers))  # every worker gets a batch
+    most = min(BATCH_UNITS, -(-count // workers))  # every worker gets a batch
     least = min(MIN_BATCH_UNITS, most)
-    batches, start = [], 0
-    while start < len(codes):
-        left = len(codes) - start
+    sizes, left = [], count
+    while left > 0:
         n = min(most, max(least, -(-left // (2 * workers))))
         if left - n < least:
             n = left
-        batches.append(codes[start:start + n])
-        start += n
-    return batches
+        sizes.append(n)
+        left -= n
+    return sizes
 
 
 @dataclass
@@ -482,7 +506,9 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
                   force: bool = False, progress: bool = False, batch_size: int | None = None,
                   write: bool = True, spool_parent: Path | None = None) -> RunResult:
     """`python -m pipeline run`: every unit of input_dir scored and written in batches (see the module doc); the
-    main process keeps a few rows per unit. With write=False (`check_input`) nothing but the staged-file cache is
+    main process keeps a few rows per unit, the file index and the manifests are on disk. Each batch's manifest
+    entries go into the new manifest as it returns; its points lost per 汇总 line are summed in batch order. With
+    write=False (`check_input`) nothing but the staged-file cache is
     written and no manifest is read. Timings: "read" is the file map's wall time; the unit map's wall time
     is split into read / compute / write in proportion to the workers' time in each, and the per-year files and
     manifest count as write. The issues are spooled under `spool_parent` (default: the cache folder, where the
@@ -495,73 +521,85 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     if spool_parent is None:
         spool_parent = cache_dir
         remove_stale(spool_parent)
-    paths = discover_paths(input_dir)
-    keys: set[str] = set()
-    by_code: dict[str, list] = {}
-    loose: list = []          # staged files of no unit: assembled with the first batch, which reports them
-    found: list[iss.Issue] = []
-    mapped = map_files(paths, input_dir, executor, cache_dir, force=force, want=False, progress=progress)
-    for i, (key, unit, result) in enumerate(mapped):
-        keys.add(key)
-        entry = (paths[i], key, result)
-        if unit:
-            by_code.setdefault(str(unit[0]), []).append(entry)
-        elif result is not None and result[0] is None:
-            found.extend(result[1])  # unreadable: its issues are all there is
-        else:
-            loose.append(entry)
-    del mapped
-    cache_prune(cache_dir, keys - {None})
-    t1 = time.perf_counter()
+    with FileIndex() as index, Manifest.open(output_dir) if write else Manifest() as on_disk:
+        total, found = _index_files(index, input_dir, executor, cache_dir, force, progress)
+        cache_prune(cache_dir, index)
+        t1 = time.perf_counter()
 
-    old = {} if force or not write else read_state(output_dir)
-    old_units = old.get("units", {})
-    when = run_time()
-    log = IssueLog.create(spool_parent, found)
-    # At least one batch: files of no unit are reported by it, and an empty input still gets well-formed tables.
-    batches = batch_units(sorted(by_code), executor.workers, batch_size) or [[]]
-    old_by_code: dict[str, dict] = {}  # "<财年>/<单位编码>" → entry, grouped by 单位编码 once (not once per batch)
-    for uid, e in old_units.items():
-        old_by_code.setdefault(uid.split("/", 1)[1], {})[uid] = e
-    jobs = []
-    for b, codes in enumerate(batches):
-        files = [f for c in codes for f in by_code[c]] + (loose if b == 0 else [])
-        mine = {uid: e for c in codes for uid, e in old_by_code.get(c, {}).items()}
-        jobs.append(BatchJob(files, str(cache_dir), str(input_dir), str(output_dir), framework, mine, when, b, write,
-                             str(log.folder)))
-    parts: list = [None] * len(jobs)
-    spent = {"read": 0.0, "compute": 0.0, "write": 0.0}
-    bar = progress_bar(len(by_code), "评价", "单位", progress)
-    try:
-        for b, part in executor.imap(run_batch, jobs, inline_below=2):  # a batch is worth a worker
-            parts[b] = part
-            for k in spent:
-                spent[k] += part["timings"][k]
-            bar.update(len(batches[b]))
-    finally:
-        bar.close()
-    t2 = time.perf_counter()
+        old = Manifest() if force else on_disk
+        when = run_time()
+        log = IssueLog.create(spool_parent, found)
+        # At least one batch: files of no unit are reported by it, and an empty input still gets well-formed tables.
+        sizes = batch_sizes(index.unit_count(), executor.workers, batch_size) or [0]
 
-    # each batch's table is dropped once it is in the run's (not held twice through the per-year files)
-    cat = lambda name: pd.concat([p.pop(name) for p in parts], ignore_index=True)  # noqa: E731
-    for part in parts:  # in batch order: the order of the 数据问题 sheet (spool.IssueLog.chunks)
-        log.add(part["issues"])
-    result = RunResult(units=cat("units"), totals=cat("totals"), losses=cat("losses"),
-                       indicators=cat("indicators"), issues=log, files=len(paths))
-    result.outputs = {"written": [], "unchanged": [], "removed": []}
+        def jobs():  # made as the executor takes them: a batch's files and old entries are read from disk then
+            codes = index.codes()
+            for b, n in enumerate(sizes):
+                mine = list(itertools.islice(codes, n))
+                files = index.files_of(mine) + (index.loose() if b == 0 else [])
+                yield BatchJob(files, str(cache_dir), str(input_dir), str(output_dir), framework, old.units_of(mine),
+                               when, b, write, str(log.folder))
+
+        parts: list = [None] * len(sizes)
+        spent = {"read": 0.0, "compute": 0.0, "write": 0.0}
+        # points lost per 汇总 line, summed over the batches in batch order as they return (a few rows per line,
+        # not per batch): the lines stay in the order of the concatenation
+        losses, early, folded = None, {}, 0
+        with _new_manifest(output_dir) if write else nullcontext() as manifest:
+            bar = progress_bar(sum(sizes), "评价", "单位", progress)
+            try:
+                for b, part in executor.imap(run_batch, Counted(jobs(), len(sizes)), inline_below=2):
+                    if manifest is not None:
+                        manifest.add(part.pop("new_units"))  # on disk from here
+                    early[b] = part.pop("losses")
+                    while folded in early:
+                        losses = summary.add_loss_totals(losses, early.pop(folded))
+                        folded += 1
+                    parts[b] = part
+                    for k in spent:
+                        spent[k] += part["timings"][k]
+                    bar.update(sizes[b])
+            finally:
+                bar.close()
+            t2 = time.perf_counter()
+
+            # each batch's table is dropped once it is in the run's (not held twice through the per-year files)
+            cat = lambda name: pd.concat([p.pop(name) for p in parts], ignore_index=True)  # noqa: E731
+            for part in parts:  # in batch order: the order of the 数据问题 sheet (spool.IssueLog.chunks)
+                log.add(part["issues"])
+            result = RunResult(units=cat("units"), totals=cat("totals"), losses=losses,
+                               indicators=cat("indicators"), issues=log, files=total)
+            result.outputs = {"written": [], "unchanged": [], "removed": []}
+            if manifest is not None:
+                outputs = finish_outputs(
+                    result, framework, output_dir, old, on_disk, manifest,
+                    [w for p in parts for w in p["written"]], [u for p in parts for u in p["unchanged"]],
+                    {y for p in parts for y in p["dirty"]}, [p["csv_parts"] for p in parts])
+                result.outputs = {k: list(map(str, paths)) for k, paths in outputs.items()}
     if write:
-        new_units = {uid: e for p in parts for uid, e in p["new_units"].items()}
-        result.outputs = finish_outputs(
-            result, framework, output_dir, old, read_state(output_dir).get("units", {}) if force else old_units,
-            new_units, [w for p in parts for w in p["written"]], [u for p in parts for u in p["unchanged"]],
-            {y for p in parts for y in p["dirty"]}, [p["csv_parts"] for p in parts])
-        result.outputs = {k: list(map(str, paths)) for k, paths in result.outputs.items()}
         shutil.rmtree(_parts_dir(cache_dir), ignore_errors=True)
     t3 = time.perf_counter()
     share = (t2 - t1) / (sum(spent.values()) or 1.0)
     result.timings = {"read": (t1 - t0) + spent["read"] * share, "compute": spent["compute"] * share,
                       "write": spent["write"] * share + (t3 - t2)}
     return result
+
+
+def _index_files(index: FileIndex, input_dir: Path, executor: Executor, cache_dir: Path, force: bool,
+                 progress: bool) -> tuple[int, list[iss.Issue]]:
+    """The file map of a streamed run into `index`: every workbook under input_dir with its cache key and 单位编码.
+    Returns the number of files and the issues of those that cannot be read (in input order)."""
+    total = index.discover(input_dir)
+    unreadable: list[tuple[int, list]] = []  # (place, issues)
+    for seq, path, (key, unit, result) in map_files(index.paths(), total, input_dir, executor, cache_dir, force=force,
+                                                    want=False, progress=progress):
+        if unit:
+            index.add(seq, path, key, str(unit[0]), result)
+        elif result is not None and result[0] is None:
+            unreadable.append((seq, result[1]))  # its issues are all there is
+        else:
+            index.add(seq, path, key, None, result)  # a file of no unit: assembled with the first batch
+    return total, [i for _, problems in sorted(unreadable, key=lambda u: u[0]) for i in problems]
 
 
 def render_unit(job: tuple[UnitReport, str]) -> list[tuple[str, str]]:

@@ -142,6 +142,16 @@ def loss_totals(details: pd.DataFrame) -> pd.DataFrame:
     return out[LOSS_TOTAL_COLUMNS]
 
 
+def add_loss_totals(a: pd.DataFrame | None, b: pd.DataFrame) -> pd.DataFrame:
+    """The loss_totals rows of two sets of units as one set's: summed per line, lines in order of first appearance
+    (a's, then b's new ones), as loss_totals over a's units followed by b's gives them."""
+    if a is None:
+        return b
+    both = pd.concat([a, b], ignore_index=True)
+    out = both.groupby(LOSS_LINE, sort=False, dropna=False)[["_units", "_losing", "_cents"]].sum().reset_index()
+    return out[LOSS_TOTAL_COLUMNS]
+
+
 def lost_points(totals: pd.DataFrame, rule_names: dict[str, str] | None = None) -> pd.DataFrame:
     """Where points were lost across units (the loss_totals rows of one year, from any number of batches), most
     first: per line 单位数 (units scored on it), 失分单位数, 失分合计 and 平均失分 = 失分合计 ÷ 单位数. Lines

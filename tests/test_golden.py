@@ -46,7 +46,7 @@ def produce(work: Path) -> Path:
 
 
 # The incremental run's own bookkeeping (manifest with the program's code digest, staged-file cache) is no output.
-BOOKKEEPING = (".cache", ".pipeline-state.json")
+BOOKKEEPING = (".cache", ".pipeline-state.sqlite")
 
 
 def files(root: Path) -> dict[str, Path]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import os
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +213,21 @@ def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path):
     assert list(folder.iterdir()) == []
 
 
+def test_prune_spares_a_running_writers_temporary_entry(tmp_path):
+    """Another run on the same output folder may be writing an entry (".<key>.<token>.pickle", renamed into place
+    in milliseconds): pruning leaves it, but removes one a killed run left behind (older than an hour)."""
+    folder = tmp_path / "staged"
+    folder.mkdir()
+    fresh, left, other = folder / f".{KEY}.00100001.pickle", folder / f".{KEY}.00100002.pickle", folder / "读我.txt"
+    for p in (fresh, left, other):
+        p.write_bytes(b"x")
+    two_hours_ago = time.time() - 7200
+    os.utime(left, (two_hours_ago, two_hours_ago))
+    cache_prune(tmp_path, set())
+    assert sorted(p.name for p in folder.iterdir()) == sorted([fresh.name, other.name])
+    cache_prune(tmp_path / "nowhere", set())  # no cache yet: nothing to do
+
+
 def test_an_unwritable_cache_folder_says_so(tmp_path):
     result = load_and_stage((str(EXAMPLE / "绩效目标表_2023.xlsx"), str(EXAMPLE)))
     blocker = tmp_path / "file"
@@ -299,16 +316,3 @@ def test_hand_made_source_round_trip(tmp_path):
     result = stage_file(src)
     assert {i.code for i in result[1]} >= {"bad-number", "project-name-missing"}
     assert_same_result(round_trip(tmp_path, result), result)
-
-
-def test_the_manifest_is_written_as_readable_json_and_read_back(tmp_path):
-    """Streamed into its file, the manifest is plain UTF-8 JSON (names unescaped, one space per level, "\\n" line
-    ends on every system) and reads back equal; a manifest of another format is ignored."""
-    state = {"format": incremental.STATE_FORMAT, "units": {"2023/A1": {"hash": "h", "outputs": {"2023/甲.xlsx": "s"}}}}
-    incremental.write_state(tmp_path, state)
-    text = (tmp_path / incremental.STATE_FILE).read_bytes().decode("utf-8")
-    assert text == ('{\n "format": %d,\n "units": {\n  "2023/A1": {\n   "hash": "h",\n   "outputs": {\n'
-                    '    "2023/甲.xlsx": "s"\n   }\n  }\n }\n}' % incremental.STATE_FORMAT)
-    assert incremental.read_state(tmp_path) == state
-    incremental.write_state(tmp_path, {**state, "format": -1})
-    assert incremental.read_state(tmp_path) == {}

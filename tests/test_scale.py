@@ -1,8 +1,10 @@
 """Many units: the workload generator, incremental reruns, parallel and Dask runs equal to the single-process run,
 progress and the end-of-run summary. No timing assertions: speed is measured by `python -m pipeline.bench run`."""
 
+import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,8 +17,8 @@ from pipeline.bench import deal, generate, synthetic_unit
 from pipeline.cli import EXAMPLE_INPUT, main
 from pipeline.framework import default_framework_path, load_framework
 from pipeline.issues import issues_frame
-from pipeline.incremental import STATE_FILE
-from pipeline.run import batch_units, check_input, evaluate, run_streaming, write_outputs
+from pipeline.manifest import LEGACY_STATE_FILE, STATE_FILE, read_state
+from pipeline.run import batch_sizes, check_input, evaluate, run_streaming, write_outputs
 from pipeline.templates import write_workbook
 
 SEED = 7
@@ -151,6 +153,28 @@ def test_a_hand_edited_output_is_redone(units_dir, tmp_path):
     assert book.read_bytes() == original
 
 
+def test_the_manifest_of_an_earlier_version_still_removes_stale_outputs(units_dir, tmp_path):
+    """Versions before 2026-11-27 wrote the manifest as one JSON document (format 1). The first run of this version
+    reads it: a unit gone from the input still has its outputs removed, units unchanged are not rendered again;
+    then the JSON is replaced by the SQLite manifest."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    shutil.copytree(units_dir, inp)
+    run(inp, out, "--workers", "1")
+    state = read_state(out)
+    (out / STATE_FILE).unlink()
+    (out / LEGACY_STATE_FILE).write_text(json.dumps({**state, "format": 1}, ensure_ascii=False), encoding="utf-8")
+    before = stamps(out)
+    code0, _, files0 = synthetic_unit(0, SEED)
+    for rel, *_ in files0:
+        (inp / rel).unlink()
+    run(inp, out, "--workers", "1")
+    after = stamps(out)
+    assert {k for k in before if k not in after} == {k for k in before if k.startswith(f"2023/{code0}_")}
+    assert {k for k in after if after[k] != before[k]} == {"2023/评分明细.csv", "2023/汇总.xlsx"}
+    assert not (out / LEGACY_STATE_FILE).exists()
+    assert read_state(out)["units"] == {uid: e for uid, e in state["units"].items() if uid != f"2023/{code0}"}
+
+
 def test_outputs_not_written_by_the_pipeline_are_kept(units_dir, tmp_path):
     out = tmp_path / "out"
     (out / "2023").mkdir(parents=True)
@@ -258,23 +282,21 @@ def test_progress_bar_and_summary(units_dir, tmp_path, capsys, monkeypatch):
 
 
 def test_batches_split_consecutive_codes():
-    codes = [f"U{i:02d}" for i in range(10)]
-    assert batch_units(codes, workers=1, size=4) == [codes[0:4], codes[4:8], codes[8:10]]
-    assert batch_units([], workers=2) == []
+    assert batch_sizes(10, workers=1, size=4) == [4, 4, 2]
+    assert batch_sizes(0, workers=2) == []
     # guided: ⌈remaining ÷ (2 × workers)⌉ units, at most 50 and at least 10 (at most an equal share per worker);
     # a remainder below the least size joins the batch before it
     # 1,000 units, 2 workers: 50 while ⌈remaining ÷ 4⌉ ≥ 50 (remaining 1000, 950, …, 200: 17 batches), then
     # ⌈150/4⌉ = 38, ⌈112/4⌉ = 28, ⌈84/4⌉ = 21, ⌈63/4⌉ = 16, ⌈47/4⌉ = 12, 10 (35 left), 10 (25 left), 15 (5 would remain)
-    sizes = [len(b) for b in batch_units([f"{i:04d}" for i in range(1000)], workers=2)]
-    assert sizes == [50] * 17 + [38, 28, 21, 16, 12, 10, 10, 15]
+    assert batch_sizes(1000, workers=2) == [50] * 17 + [38, 28, 21, 16, 12, 10, 10, 15]
     # 100 units, 2 workers: ⌈100/4⌉ = 25, ⌈75/4⌉ = 19, ⌈56/4⌉ = 14, ⌈42/4⌉ = 11, 10, 10, then 11 (1 would remain)
-    assert [len(b) for b in batch_units([str(i) for i in range(100)], workers=2)] == [25, 19, 14, 11, 10, 10, 11]
+    assert batch_sizes(100, workers=2) == [25, 19, 14, 11, 10, 10, 11]
     # 10 units, 2 workers: at most ⌈10 / 2⌉ = 5 per batch, so both workers get one
-    assert batch_units(codes, workers=2) == [codes[0:5], codes[5:10]]
-    assert batch_units(codes[:1], workers=4) == [codes[:1]]
-    # consecutive, in order, every code once
-    many = [f"{i:05d}" for i in range(12_345)]
-    assert [c for b in batch_units(many, workers=3) for c in b] == many
+    assert batch_sizes(10, workers=2) == [5, 5]
+    assert batch_sizes(1, workers=4) == [1]
+    # every unit once
+    assert sum(batch_sizes(12_345, workers=3)) == 12_345
+    assert sum(batch_sizes(12_345, workers=3, size=7)) == 12_345
 
 
 def test_one_unit_per_batch_equals_one_batch(units_dir, tmp_path):
@@ -381,7 +403,7 @@ def test_the_order_tasks_finish_in_changes_nothing(inputs, units_dir, tmp_path, 
     in_order = run_streaming(inp, fw, tmp_path / "in_order", batch_size=2)
     last_first = run_streaming(inp, fw, tmp_path / "last_first", executor=_LastFirst(), batch_size=2)
     assert tree(tmp_path / "last_first") == tree(tmp_path / "in_order")
-    state = lambda name: incremental.read_state(tmp_path / name)  # noqa: E731
+    state = lambda name: read_state(tmp_path / name)  # noqa: E731
     assert state("last_first") == state("in_order")
     assert issues_frame(last_first.issues).equals(issues_frame(in_order.issues))
     assert list(last_first.issues) == list(in_order.issues)  # in spool order, before issues_frame sorts them

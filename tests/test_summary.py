@@ -107,9 +107,16 @@ def test_lost_points_add_up_over_batches(ev):
     # give the table of all units at once. A19: U1 loses 0.5 (3.5 of 4 on 检查次数), U2 2, U3 1 → 3.5 over 3 units.
     details = _details()
     batches = [summary.loss_totals(details[details["单位编码"].isin(codes)]) for codes in (["U1"], ["U2", "U3"])]
+    expected = [["A19", 3, 3, 3.5, 1.17], ["A06", 3, 2, 3.0, 1.0], ["A01", 3, 2, 1.6, 0.53]]
     lost = summary.lost_points(pd.concat(batches, ignore_index=True).query("财年 == 2023"))
-    assert lost[["指标编码", "单位数", "失分单位数", "失分合计", "平均失分"]].values.tolist() == [
-        ["A19", 3, 3, 3.5, 1.17], ["A06", 3, 2, 3.0, 1.0], ["A01", 3, 2, 1.6, 0.53]]
+    assert lost[["指标编码", "单位数", "失分单位数", "失分合计", "平均失分"]].values.tolist() == expected
+    # summed as the batches return (what the main process keeps): one row per line, the same table
+    folded = summary.add_loss_totals(summary.add_loss_totals(None, batches[0]), batches[1])
+    assert not folded.duplicated(summary.LOSS_LINE).any()
+    a19 = folded[(folded["_code"] == "A19") & (folded["财年"] == 2023)]
+    assert a19[["_units", "_losing", "_cents"]].values.tolist() == [[3, 3, 350]]
+    lost = summary.lost_points(folded.query("财年 == 2023"))
+    assert lost[["指标编码", "单位数", "失分单位数", "失分合计", "平均失分"]].values.tolist() == expected
 
 
 def test_budget_totals_and_overall_rates(ev):
