@@ -183,16 +183,16 @@ def budget_totals(units: pd.DataFrame, indicators: pd.DataFrame) -> pd.DataFrame
         return x[["单位编码", "分子", "分母"]].drop_duplicates("单位编码").set_index("单位编码")
 
     exe, sg = (part(m) for m in BUDGET_METHODS)
-    rows = []
-    for u in units[["单位编码", "单位名称"]].to_dict("records"):
-        code = u["单位编码"]
-        b, e = (exe.loc[code, "分母"], exe.loc[code, "分子"]) if code in exe.index else (None, None)
-        sb, se = (sg.loc[code, "分母"], sg.loc[code, "分子"]) if code in sg.index else (None, None)
-        rows.append({**u, "全年预算数": _round(b, 2), "实际支出数": _round(e, 2), "预算执行率": _rate(e, b),
-                     "三公经费预算数": _round(sb, 2), "三公经费实际支出数": _round(se, 2), "三公经费控制率": _rate(se, sb)})
+    codes = units["单位编码"]
+    # a column at a time (a 汇总 has a row per unit: no dict per row)
+    b, e, sb, se = (codes.map(frame[c]).astype(object).tolist() for frame in (exe, sg) for c in ("分母", "分子"))
     cols = ["单位编码", "单位名称", "全年预算数", "实际支出数", "预算执行率", "三公经费预算数", "三公经费实际支出数",
             "三公经费控制率"]
-    out = pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame({"单位编码": codes.tolist(), "单位名称": units["单位名称"].tolist(),
+                        "全年预算数": [_round(x, 2) for x in b], "实际支出数": [_round(x, 2) for x in e],
+                        "预算执行率": list(map(_rate, e, b)),
+                        "三公经费预算数": [_round(x, 2) for x in sb], "三公经费实际支出数": [_round(x, 2) for x in se],
+                        "三公经费控制率": list(map(_rate, se, sb))}, columns=cols)
     total = {"单位编码": TOTAL_LABEL, "单位名称": f"{len(out)} 个单位"}
     for c in ("全年预算数", "实际支出数", "三公经费预算数", "三公经费实际支出数"):
         vals = pd.to_numeric(out[c], errors="coerce")
