@@ -260,6 +260,9 @@ def _labels(labels: tuple[str, ...], dtype: str) -> pd.Index:
     return pd.Index(list(labels), dtype=dtype)
 
 
+STALE_TEMPORARY = 3600  # seconds after which a temporary cache entry is a killed run's leftover
+
+
 def cache_prune(cache_dir: Path | str, keep) -> None:
     """Drop the cache entries of files no longer in the input (the cache never outgrows the input; `keep`: the keys
     of the input's files, anything that answers `in`), and temporary entries (".<key>.….pickle") that a killed run
@@ -281,9 +284,6 @@ def cache_prune(cache_dir: Path | str, keep) -> None:
                     continue
     except (FileNotFoundError, NotADirectoryError):
         return
-
-
-STALE_TEMPORARY = 3600
 
 
 def sha256_file(path: Path | str) -> str:

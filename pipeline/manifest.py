@@ -144,8 +144,10 @@ def new_manifest(output_dir: Path | str, meta: dict[str, str]) -> Iterator[Manif
     """A ManifestWriter over a new database beside `output_dir/STATE_FILE`, renamed onto it when the block ends
     without error (and a format-1 manifest then deleted); removed otherwise. `meta`: the program that writes it."""
     with atomic_output(Path(output_dir) / STATE_FILE) as tmp:
-        with closing(sqlite3.connect(tmp, isolation_level=None)) as db:
-            # a new file renamed into place only when complete: no journal needed, no syncing but the rename's
+        # a new file that only this process opens until it is renamed into place when complete: no locking (which
+        # some network file systems refuse: the output folder of a Dask run is shared), no journal, no syncing
+        with closing(sqlite3.connect(f"{Path(tmp).resolve().as_uri()}?nolock=1", uri=True,
+                                     isolation_level=None)) as db:
             db.execute("PRAGMA journal_mode = OFF")
             db.execute("PRAGMA synchronous = OFF")
             db.executescript(_SCHEMA)
