@@ -153,6 +153,22 @@ def test_a_hand_edited_output_is_redone(units_dir, tmp_path):
     assert book.read_bytes() == original
 
 
+def test_a_damaged_manifest_means_everything_is_written_again(units_dir, tmp_path):
+    """A manifest cut short (disk full, copied half-way) is no reason to stop: the run renders every unit again,
+    with the same bytes, and writes a good manifest."""
+    out = tmp_path / "out"
+    run(units_dir, out, "--workers", "1")
+    before, state = tree(out), read_state(out)
+    first = stamps(out)
+    path = out / STATE_FILE
+    path.write_bytes(path.read_bytes()[:1000])
+    assert read_state(out) == {}
+    run(units_dir, out, "--workers", "1")
+    again = stamps(out)
+    assert all(again[k] != first[k] for k in first)  # every output written again
+    assert tree(out) == before and read_state(out) == state
+
+
 def test_the_manifest_of_an_earlier_version_still_removes_stale_outputs(units_dir, tmp_path):
     """Versions before 2026-11-27 wrote the manifest as one JSON document (format 1). The first run of this version
     reads it: a unit gone from the input still has its outputs removed, units unchanged are not rendered again;
