@@ -11,13 +11,13 @@ Scale (many units, reruns): `run_streaming` is what `python -m pipeline run` doe
   only small tables (a few rows per unit: totals, budget indicators, issues; and the batch's points lost per 汇总
   line). A batch is made when the executor takes it: its files and its units' old manifest entries are read from
   disk then. The main process never holds the staged tables or score details of all units, any workbook, the list
-  of files or the manifest: what it keeps grows by a couple of kilobytes per unit (the rows of the 汇总, the paths
-  written), a worker's with the batch size only.
+  of files, the paths written or the manifest: what it keeps grows by a couple of kilobytes per unit (the rows of
+  the 汇总), a worker's with the batch size only.
 - Incremental: the manifest `output/.pipeline-state.sqlite` (manifest.py) maps each unit to a hash of its inputs
-  (files' SHA-256, 评分标准, code digest, options, its issues) and to the files written for it. Only units whose hash changed are
-  rendered again (and the 评分明细.csv / 汇总.xlsx of their 财年); outputs of units that disappeared from a 财年
-  present in the input are removed (only files the manifest says this program wrote); years absent from the input are
-  left as they are. `force=True` (`--force`) ignores cache and manifest.
+  (files' SHA-256, 评分标准, code digest, options, its issues) and to the files written for it. Only units whose
+  hash changed are rendered again (and the 评分明细.csv / 汇总.xlsx of their 财年); outputs of units that
+  disappeared from a 财年 present in the input are removed (only files the manifest says this program wrote); years
+  absent from the input are left as they are. `force=True` (`--force`) ignores cache and manifest.
 
 `evaluate` + `write_outputs` do the same over everything at once in memory (one batch): the monitoring run
 and the tests use them; both paths share every stage and the per-unit and per-year writers.
@@ -33,7 +33,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -60,7 +60,7 @@ from .monitoring import monitor  # issue #6: 绩效运行监控
 from .report import write_unit_report  # issue #6: 绩效自评报告
 from .scoring import Scores, score_units
 from .spec import UNIT_KEY, safe_name
-from .spool import IssueLog, remove_stale, spool_batch
+from .spool import IssueLog, SpooledPaths, remove_stale, spool_batch, spool_outputs
 from .summary import SUMMARY_FILE, summary_tables, write_summary
 
 DETAILS_CSV = "评分明细.csv"
@@ -107,10 +107,10 @@ class Evaluation:
 @dataclass
 class RunResult:
     """What a streamed run (`run_streaming`) keeps in the main process: a few rows per unit (its key and name in
-    `units`, total and budget indicators), each batch's points lost per 汇总 line (a few rows per line) and the
-    tallies of the issues (the issues themselves are spooled to disk: spool.IssueLog); never score details, staged
-    tables or workbooks. Same attribute names as Evaluation, so that the summary tables and the end-of-run summary
-    read either."""
+    `units`, total and budget indicators), the points lost per 汇总 line (summed over the batches) and the tallies
+    of the issues and of the paths written (the issues and the paths themselves are spooled to disk: spool.IssueLog,
+    spool.SpooledPaths); never score details, staged tables or workbooks. Same attribute names as Evaluation, so
+    that the summary tables and the end-of-run summary read either."""
 
     units: pd.DataFrame
     totals: pd.DataFrame
@@ -119,7 +119,8 @@ class RunResult:
     issues: IssueLog
     files: int = 0                 # input files found
     timings: dict[str, float] = field(default_factory=dict)
-    outputs: dict[str, list[str]] = field(default_factory=dict)  # as Evaluation's, but path strings (a few per unit)
+    # as Evaluation's, but path strings; "written" and "unchanged" spooled to disk by the batches (spool.SpooledPaths)
+    outputs: dict[str, Sequence[str]] = field(default_factory=dict)
 
     @property
     def has_errors(self) -> bool:
@@ -483,9 +484,9 @@ def _batch(job: BatchJob) -> dict:
     indicators = ev.indicators.loc[budget, [*UNIT_KEY, "计算方法", "分子", "分母"]].reset_index(drop=True)
     return {"units": ev.units[[*UNIT_KEY, "单位名称"]], "totals": ev.totals, "losses": ev.losses,
             "indicators": indicators, "csv_parts": csv_parts, "issues": spool_batch(job.spool, job.index, ev.issues),
-            # paths as text: an unpickled Path is parsed again and interns its name in the main process
-            "new_units": new_units, "written": list(map(str, written)), "unchanged": list(map(str, unchanged)),
-            "dirty": dirty,
+            # the paths as text, spooled (spool.SpooledPaths); only their numbers travel
+            "new_units": new_units, "dirty": dirty,
+            "outputs": spool_outputs(job.spool, job.index, list(map(str, written)), list(map(str, unchanged))),
             "timings": {"read": t1 - t0, "compute": t2 - t1, "write": t3 - t2}}
 
 
@@ -571,11 +572,12 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
                                indicators=cat("indicators"), issues=log, files=total)
             result.outputs = {"written": [], "unchanged": [], "removed": []}
             if manifest is not None:
-                outputs = finish_outputs(
-                    result, framework, output_dir, old, on_disk, manifest,
-                    [w for p in parts for w in p["written"]], [u for p in parts for u in p["unchanged"]],
-                    {y for p in parts for y in p["dirty"]}, [p["csv_parts"] for p in parts])
-                result.outputs = {k: list(map(str, paths)) for k, paths in outputs.items()}
+                done = finish_outputs(result, framework, output_dir, old, on_disk, manifest, [], [],
+                                      {y for p in parts for y in p["dirty"]}, [p["csv_parts"] for p in parts])
+                spooled = [p["outputs"] for p in parts]
+                result.outputs = {"written": SpooledPaths(spooled, 0, map(str, done["written"]), log),
+                                  "unchanged": SpooledPaths(spooled, 1, map(str, done["unchanged"]), log),
+                                  "removed": list(map(str, done["removed"]))}
     if write:
         shutil.rmtree(_parts_dir(cache_dir), ignore_errors=True)
     t3 = time.perf_counter()

@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,6 +149,46 @@ class IssueLog:
                                      ([i for i in _read(t, sev) if keep(i)] for t in spooled),  # lazily
                                      [[i for i in missing if i.severity == sev]])
             yield from (chunk for chunk in chunks if chunk)
+
+
+def spool_outputs(folder: str | Path, index: int, written: list[str],
+                  unchanged: list[str]) -> tuple[str | None, int, int]:
+    """A batch's output paths (written, unchanged) in `folder/<index>-outputs.pickle`; returns (the file, or None when
+    both are empty, and how many of each): a province's run writes tens of thousands of files, listed only for a
+    small run."""
+    if not written and not unchanged:
+        return None, 0, 0
+    file = write_atomic(Path(folder) / f"{index:06d}-outputs.pickle",
+                        pickle.dumps((written, unchanged), protocol=pickle.HIGHEST_PROTOCOL))
+    return str(file), len(written), len(unchanged)
+
+
+class SpooledPaths(Sequence):
+    """Output paths of one kind (0: written, 1: unchanged) of a run: those of each batch's spool_outputs file in
+    batch order, then `tail` (the few the main process wrote itself). Counted in memory, read back when iterated;
+    holds the run's IssueLog, whose folder the files are in."""
+
+    def __init__(self, parts: list[tuple[str | None, int, int]], kind: int, tail: Iterable[str] = (), log=None):
+        self._parts = [(file, counts[kind]) for file, *counts in parts if counts[kind]]
+        self._kind, self._tail, self._log = kind, list(tail), log
+
+    def __len__(self) -> int:
+        return sum(n for _, n in self._parts) + len(self._tail)
+
+    def __iter__(self) -> Iterator[str]:
+        for file, _ in self._parts:
+            with open(file, "rb") as fh:
+                yield from pickle.load(fh)[self._kind]
+        yield from self._tail
+
+    def __getitem__(self, i):
+        return list(self)[i]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, (list, tuple, SpooledPaths)) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"SpooledPaths({len(self)} paths)"
 
 
 def _remove(folder: str) -> None:

@@ -14,6 +14,7 @@ from pipeline.framework import default_framework_path, load_framework
 from pipeline.incremental import load_and_stage
 from pipeline.load import discover
 from pipeline.run import _UnitParts, evaluate, management_for_scoring
+from pipeline.spool import SpooledPaths
 
 
 @pytest.fixture(scope="module")
@@ -69,4 +70,6 @@ def test_a_batch_runs_with_the_collector_paused(generated, tmp_path, monkeypatch
     assert gc.isenabled()
     result = run.run_batch(job)
     assert seen == [False] and gc.isenabled()
-    assert len(result["units"]) == 5 and len(result["written"]) == 3 * 5  # workbook, report and sidecar per unit
+    # workbook, report and sidecar per unit, their paths spooled beside the batch's issues
+    assert len(result["units"]) == 5 and result["outputs"][1:] == (3 * 5, 0)
+    assert len(set(SpooledPaths([result["outputs"]], 0))) == 15

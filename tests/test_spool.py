@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from pipeline import spool
 from pipeline.issues import Issue, issues_frame
-from pipeline.spool import IssueLog, remove_stale, sheet_chunks, spool_batch
+from pipeline.spool import IssueLog, SpooledPaths, remove_stale, sheet_chunks, spool_batch, spool_outputs
 
 SEVERITIES = ("错误", "警告", "提示")
 
@@ -126,3 +126,27 @@ def test_chunks_equal_one_global_sort(tmp_path_factory, issues, cuts, year):
     keep = (lambda i: True) if year is None else (lambda i: i.year == year or (not i.unit and i.year is None))
     expected = issues_frame([i for b in batches for i in b if keep(i)])
     assert in_order(log.chunks(keep)) == rows(expected)
+
+
+def test_paths_written_are_spooled_per_batch_and_read_back_in_order(tmp_path):
+    """A province's run writes tens of thousands of files: each batch's paths go to its spool file, the main process
+    keeps their numbers; listing them reads the files back in batch order, then the few it wrote itself."""
+    log = IssueLog.create(tmp_path)
+    parts = [spool_outputs(log.folder, 0, ["out/2023/A_甲.xlsx", "out/2023/A_甲.docx"], ["out/2023/B_乙.xlsx"]),
+             spool_outputs(log.folder, 1, [], []),  # nothing: no file
+             spool_outputs(log.folder, 2, ["out/2023/C_丙.xlsx"], [])]
+    assert parts[1] == (None, 0, 0) and parts[0][1:] == (2, 1)
+    written = SpooledPaths(parts, 0, ["out/2023/汇总.xlsx"], log)
+    unchanged = SpooledPaths(parts, 1, [], log)
+    assert len(written) == 4 and len(unchanged) == 1
+    assert list(written) == ["out/2023/A_甲.xlsx", "out/2023/A_甲.docx", "out/2023/C_丙.xlsx", "out/2023/汇总.xlsx"]
+    assert written[-1] == "out/2023/汇总.xlsx" and unchanged == ["out/2023/B_乙.xlsx"]
+    assert SpooledPaths([], 0) == [] and len(SpooledPaths([], 1, ["x"])) == 1
+    folder = log.folder
+    del log
+    gc.collect()
+    assert folder.exists()  # the lists hold the log, whose folder has their files
+    assert list(written)[0] == "out/2023/A_甲.xlsx"
+    del written, unchanged
+    gc.collect()
+    assert not folder.exists()
