@@ -267,13 +267,14 @@ def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, exe
         mine = old.units_of(map(str, ev.units["单位编码"].unique()))
         bar = progress_bar(len(ev.units), "输出", "单位", progress)
         try:
-            new_units, *done = render_units(ev, framework, output_dir, mine, run_time(), executor,
-                                            on_unit=lambda: bar.update(1))
+            new_units, written, unchanged, dirty = render_units(ev, framework, output_dir, mine, run_time(),
+                                                                executor, on_unit=lambda: bar.update(1))
         finally:
             bar.close()
         manifest.add(new_units)
-        ev.outputs = finish_outputs(ev, framework, output_dir, old, on_disk, manifest, *done,
-                                    csv_parts=[details_csv_parts(ev)])
+        done = finish_outputs(ev, framework, output_dir, old, on_disk, manifest, dirty, [details_csv_parts(ev)])
+        ev.outputs = {"written": written + done["written"], "unchanged": unchanged + done["unchanged"],
+                      "removed": done["removed"]}
     ev.timings["write"] = time.perf_counter() - t0
     return ev.outputs["written"]
 
@@ -326,16 +327,16 @@ def render_units(ev: Evaluation, framework: Framework, output_dir: Path, old_uni
 
 
 def finish_outputs(results, framework: Framework, output_dir: Path, old: Manifest, on_disk: Manifest,
-                   manifest: ManifestWriter, written: list[Path], unchanged: list[Path], dirty_years: set[int],
+                   manifest: ManifestWriter, dirty_years: set[int],
                    csv_parts: list[dict[int, bytes | Path]]) -> dict[str, list[Path]]:
     """After every unit is rendered (and its entry is in `manifest`): remove the outputs of units gone from a 财年
     of the input, write each 财年's 评分明细.csv (from `csv_parts`, the rows of each batch in order: see
-    details_csv_parts) and 汇总.xlsx when one of its units changed, and complete the manifest. `results`: an
-    Evaluation or a RunResult (the small per-unit tables). `old`: the manifest the run started from (empty when
-    forced); `on_disk`: the manifest on disk (what this program wrote, even when forced)."""
+    details_csv_parts) and 汇总.xlsx when one of its units changed (`dirty_years`: the 财年 with a unit rendered),
+    and complete the manifest. Returns the files it wrote, left unchanged and removed. `results`: an Evaluation or a
+    RunResult (the small per-unit tables). `old`: the manifest the run started from (empty when forced); `on_disk`:
+    the manifest on disk (what this program wrote, even when forced)."""
     units = results.units
-    written, unchanged, dirty_years = list(written), list(unchanged), set(dirty_years)
-    removed = []
+    written, unchanged, removed, dirty_years = [], [], [], set(dirty_years)
     years = sorted({int(y) for y in units["财年"]}) if len(units) else []
     for uid, year, prev in on_disk.entries():
         if year not in years:
@@ -509,11 +510,10 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
     """`python -m pipeline run`: every unit of input_dir scored and written in batches (see the module doc); the
     main process keeps a few rows per unit, the file index and the manifests are on disk. Each batch's manifest
     entries go into the new manifest as it returns; its points lost per 汇总 line are summed in batch order. With
-    write=False (`check_input`) nothing but the staged-file cache is
-    written and no manifest is read. Timings: "read" is the file map's wall time; the unit map's wall time
-    is split into read / compute / write in proportion to the workers' time in each, and the per-year files and
-    manifest count as write. The issues are spooled under `spool_parent` (default: the cache folder, where the
-    spools of an interrupted run are removed first)."""
+    write=False (`check_input`) nothing but the staged-file cache is written and no manifest is read. Timings:
+    "read" is the file map's wall time; the unit map's wall time is split into read / compute / write in proportion
+    to the workers' time in each, and the per-year files and manifest count as write. The issues are spooled under
+    `spool_parent` (default: the cache folder, where the spools of an interrupted run are removed first)."""
     t0 = time.perf_counter()
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     executor = executor or Executor()
@@ -572,7 +572,7 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
                                indicators=cat("indicators"), issues=log, files=total)
             result.outputs = {"written": [], "unchanged": [], "removed": []}
             if manifest is not None:
-                done = finish_outputs(result, framework, output_dir, old, on_disk, manifest, [], [],
+                done = finish_outputs(result, framework, output_dir, old, on_disk, manifest,
                                       {y for p in parts for y in p["dirty"]}, [p["csv_parts"] for p in parts])
                 spooled = [p["outputs"] for p in parts]
                 result.outputs = {"written": SpooledPaths(spooled, 0, map(str, done["written"]), log),
