@@ -233,7 +233,7 @@ def measure_pipeline(input_dir: Path, output_dir: Path, workers: int | None, sch
     with make_executor(workers, scheduler) as ex:
         res = run_streaming(input_dir, fw, output_dir, executor=ex, force=force)
     wall = time.perf_counter() - t0
-    return {"units": len(res.units), "files": res.files, "wall": wall, **res.timings,
+    return {"units": res.store.count(), "files": res.files, "wall": wall, **res.timings,
             "written": len(res.outputs["written"]), **_peak_mb()}
 
 

@@ -207,23 +207,28 @@ def _print_run_issues(found) -> None:
           f"汇总.xlsx。")
 
 
+GRADE_ORDER = ("优", "良", "中", "差")
+
+
 def _print_summary(result) -> None:
     """One screen: units scored (per 财年), units with errors, the grade distribution, files written / unchanged /
-    removed (`result.outputs`) and the time per stage. Small runs also list each unit and each file written."""
-    outputs = result.outputs
-    totals = result.totals.merge(result.units[["单位编码", "财年", "单位名称"]], on=["单位编码", "财年"], how="left")
-    small = len(totals) <= LIST_UNITS_UP_TO
-    if small:
-        for t in totals.to_dict("records"):
-            print(f"{t['财年']} {t['单位编码']} {t['单位名称']}：总分 {t['总分']:.2f}，等级 {t['等级']}")
+    removed (`result.outputs`) and the time per stage. Small runs also list each unit and each file written. The
+    units are read from the run's store (result.store: a province's are never all in memory)."""
+    outputs, store = result.outputs, result.store
+    n = store.count()
+    if n <= LIST_UNITS_UP_TO:
+        for t in store.frame().to_dict("records"):
+            score = "无" if t["总分"] is None or t["总分"] != t["总分"] else f"{t['总分']:.2f}"
+            print(f"{t['财年']} {t['单位编码']} {t['单位名称']}：总分 {score}，等级 {t['等级']}")
         for path in outputs["written"]:
             print(f"已写入：{path}")
-    per_year = "，".join(f"{y} 年 {n} 个" for y, n in totals.groupby("财年").size().items())
+    years, grades = store.tally(None, "财年"), store.tally(None, "等级")
+    per_year = "，".join(f"{y} 年 {c} 个" for y, c in zip(years["财年"], years["单位数"]))
     with_errors = units_with_errors(result.issues)
-    grades = totals["等级"].fillna("").replace("", "无法评级").value_counts()
-    order = [g for g in ("优", "良", "中", "差") if g in grades] + [g for g in grades.index if g not in ("优", "良", "中", "差")]
-    print(f"评价单位 {len(totals)} 个（{per_year or '无'}），其中数据有错误的 {len(with_errors)} 个。")
-    if len(grades):
+    grades = dict(zip(grades["等级"], grades["单位数"]))
+    order = [g for g in GRADE_ORDER if g in grades] + sorted(g for g in grades if g not in GRADE_ORDER)
+    print(f"评价单位 {n} 个（{per_year or '无'}），其中数据有错误的 {len(with_errors)} 个。")
+    if grades:
         print("等级分布：" + "，".join(f"{g} {int(grades[g])}" for g in order))
     print(f"输出文件：写入 {len(outputs['written'])} 个，未变 {len(outputs['unchanged'])} 个，"
           f"删除 {len(outputs['removed'])} 个。")
@@ -231,7 +236,7 @@ def _print_summary(result) -> None:
     parts = "，".join(f"{name} {t[k]:.1f} 秒" for k, name in (("read", "读取"), ("compute", "计算"), ("write", "输出"))
                      if k in t)
     secs = sum(result.timings.values())
-    print(f"共评价 {len(totals)} 个单位，用时 {secs:.2f} 秒（{parts}）。")
+    print(f"共评价 {n} 个单位，用时 {secs:.2f} 秒（{parts}）。")
 
 
 def _run_as_of(ev, fw, output: Path, year: int, month: int) -> int:

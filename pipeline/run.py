@@ -8,11 +8,12 @@ Scale (many units, reruns): `run_streaming` is what `python -m pipeline run` doe
 - Map 2, over batches of units (all fiscal years of up to `BATCH_UNITS` 单位编码 per batch): a worker takes the
   batch's staged files from the cache, runs every pure stage vectorised over the batch's units (`evaluate_staged`),
   renders the units whose inputs changed, writes its part of each year's 评分明细.csv into the cache and returns
-  only small tables (a few rows per unit: totals, budget indicators, issues; and the batch's points lost per 汇总
-  line). A batch is made when the executor takes it: its files and its units' old manifest entries are read from
-  disk then. The main process never holds the staged tables or score details of all units, any workbook, the list
-  of files, the paths written or the manifest: what it keeps grows by a couple of kilobytes per unit (the rows of
-  the 汇总), a worker's with the batch size only.
+  only small tables (a row per unit of the 汇总's figures, summary.unit_rows; the tally of its issues, spooled to
+  disk; the batch's points lost per 汇总 line). A batch is made when the executor takes it: its files and its units'
+  old manifest entries are read from disk then. The main process never holds the staged tables or score details of
+  all units, any workbook, the list of files, the paths written, the manifest or a row per unit: the units' 汇总
+  figures go into a store on disk as their batch returns (unitstore.UnitStore) and each year's 汇总 reads them back
+  a chunk at a time; a worker's memory grows with the batch size only.
 - Incremental: the manifest `output/.pipeline-state.sqlite` (manifest.py) maps each unit to a hash of its inputs
   (files' SHA-256, 评分标准, code digest, options, its issues) and to the files written for it. Only units whose
   hash changed are rendered again (and the 评分明细.csv / 汇总.xlsx of their 财年); outputs of units that
@@ -62,6 +63,7 @@ from .scoring import Scores, score_units
 from .spec import UNIT_KEY, safe_name
 from .spool import IssueLog, SpooledPaths, remove_stale, spool_batch, spool_outputs
 from .summary import SUMMARY_FILE, summary_tables, write_summary
+from .unitstore import UnitStore
 
 DETAILS_CSV = "评分明细.csv"
 
@@ -85,7 +87,6 @@ class Evaluation:
     def has_errors(self) -> bool:
         return any(i.severity == iss.SEVERITY_ERROR for i in self.issues)
 
-    # The small per-unit tables that the 汇总, the CSV and the end-of-run summary read (RunResult has the same).
     @property
     def units(self) -> pd.DataFrame:
         return self.dataset.units
@@ -103,19 +104,28 @@ class Evaluation:
         """Points lost per year and 汇总 line, summed over the units (summary.loss_totals)."""
         return summary.loss_totals(self.details)
 
+    @property
+    def unit_rows(self) -> pd.DataFrame:
+        """What the 汇总 needs of each unit (summary.unit_rows)."""
+        return summary.unit_rows(self.units, self.totals, self.indicators)
+
+    @functools.cached_property
+    def store(self) -> UnitStore:
+        """The unit_rows in a UnitStore, as a run keeps them: the 汇总 and the end-of-run summary read them (RunResult
+        has the same attributes store, losses and issues)."""
+        return UnitStore.of(self.unit_rows)
+
 
 @dataclass
 class RunResult:
-    """What a streamed run (`run_streaming`) keeps in the main process: a few rows per unit (its key and name in
-    `units`, total and budget indicators), the points lost per 汇总 line (summed over the batches) and the tallies
-    of the issues and of the paths written (the issues and the paths themselves are spooled to disk: spool.IssueLog,
-    spool.SpooledPaths); never score details, staged tables or workbooks. Same attribute names as Evaluation, so
-    that the summary tables and the end-of-run summary read either."""
+    """What a streamed run (`run_streaming`) keeps in the main process: the 汇总 figures of each unit in a UnitStore
+    on disk, the points lost per 汇总 line (summed over the batches) and the tallies of the issues and of the paths
+    written (the issues and the paths themselves are spooled to disk: spool.IssueLog, spool.SpooledPaths); never
+    score details, staged tables or workbooks, nor a row per unit. Same attribute names as Evaluation (store,
+    losses, issues), so that the summary tables and the end-of-run summary read either."""
 
-    units: pd.DataFrame
-    totals: pd.DataFrame
+    store: UnitStore
     losses: pd.DataFrame
-    indicators: pd.DataFrame
     issues: IssueLog
     files: int = 0                 # input files found
     timings: dict[str, float] = field(default_factory=dict)
@@ -333,11 +343,10 @@ def finish_outputs(results, framework: Framework, output_dir: Path, old: Manifes
     of the input, write each 财年's 评分明细.csv (from `csv_parts`, the rows of each batch in order: see
     details_csv_parts) and 汇总.xlsx when one of its units changed (`dirty_years`: the 财年 with a unit rendered),
     and complete the manifest. Returns the files it wrote, left unchanged and removed. `results`: an Evaluation or a
-    RunResult (the small per-unit tables). `old`: the manifest the run started from (empty when forced); `on_disk`:
+    RunResult (its store of the units' 汇总 figures). `old`: the manifest the run started from (empty when forced); `on_disk`:
     the manifest on disk (what this program wrote, even when forced)."""
-    units = results.units
     written, unchanged, removed, dirty_years = [], [], [], set(dirty_years)
-    years = sorted({int(y) for y in units["财年"]}) if len(units) else []
+    years = results.store.years()
     for uid, year, prev in on_disk.entries():
         if year not in years:
             # A 财年 absent from this input is kept as it is: last year's results feed 年度对比 and `templates --from`.
@@ -481,10 +490,7 @@ def _batch(job: BatchJob) -> dict:
         for year, text in details_csv_parts(ev).items():
             csv_parts[year] = write_atomic(_parts_dir(job.cache_dir) / f"{job.index:06d}-{year}.csv", text)
     t3 = time.perf_counter()
-    budget = ev.indicators["计算方法"].isin(summary.BUDGET_METHODS)  # all the 汇总 needs of the indicators
-    indicators = ev.indicators.loc[budget, [*UNIT_KEY, "计算方法", "分子", "分母"]].reset_index(drop=True)
-    return {"units": ev.units[[*UNIT_KEY, "单位名称"]], "totals": ev.totals, "losses": ev.losses,
-            "indicators": indicators, "csv_parts": csv_parts, "issues": spool_batch(job.spool, job.index, ev.issues),
+    return {"units": ev.unit_rows, "losses": ev.losses, "csv_parts": csv_parts, "issues": spool_batch(job.spool, job.index, ev.issues),
             # the paths as text, spooled (spool.SpooledPaths); only their numbers travel
             "new_units": new_units, "dirty": dirty,
             "outputs": spool_outputs(job.spool, job.index, list(map(str, written)), list(map(str, unchanged))),
@@ -546,12 +552,14 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
         # points lost per 汇总 line, summed over the batches in batch order as they return (a few rows per line,
         # not per batch): the lines stay in the order of the concatenation
         losses, early, folded = None, {}, 0
+        store = UnitStore()  # each unit's 汇总 figures, on disk as its batch returns
         with _new_manifest(output_dir) if write else nullcontext() as manifest:
             bar = progress_bar(sum(sizes), "评价", "单位", progress)
             try:
                 for b, part in executor.imap(run_batch, Counted(jobs(), len(sizes)), inline_below=2):
                     if manifest is not None:
                         manifest.add(part.pop("new_units"))  # on disk from here
+                    store.add(b, part.pop("units"))
                     early[b] = part.pop("losses")
                     while folded in early:
                         losses = summary.add_loss_totals(losses, early.pop(folded))
@@ -564,12 +572,9 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
                 bar.close()
             t2 = time.perf_counter()
 
-            # each batch's table is dropped once it is in the run's (not held twice through the per-year files)
-            cat = lambda name: pd.concat([p.pop(name) for p in parts], ignore_index=True)  # noqa: E731
             for part in parts:  # in batch order: the order of the 数据问题 sheet (spool.IssueLog.chunks)
                 log.add(part["issues"])
-            result = RunResult(units=cat("units"), totals=cat("totals"), losses=losses,
-                               indicators=cat("indicators"), issues=log, files=total)
+            result = RunResult(store=store, losses=losses, issues=log, files=total)
             result.outputs = {"written": [], "unchanged": [], "removed": []}
             if manifest is not None:
                 done = finish_outputs(result, framework, output_dir, old, on_disk, manifest,

@@ -23,7 +23,8 @@ Rounding: scores 2 decimals, amounts 2 decimals, rates 4 decimals (a fraction sh
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
@@ -63,45 +64,100 @@ def level1_columns(totals: pd.DataFrame) -> list[str]:
 # --- tables --------------------------------------------------------------------------------------------------------
 
 
-def ranking(units: pd.DataFrame, totals: pd.DataFrame) -> pd.DataFrame:
-    """One row per unit, best first. Ties share a rank and the next rank skips (95, 95, 90 → 1, 1, 3); a unit
-    without a total comes last without a rank."""
+def unit_rows(units: pd.DataFrame, totals: pd.DataFrame, indicators: pd.DataFrame) -> pd.DataFrame:
+    """What the 汇总 needs of each unit, one row per unit in the order of `units` (computed where the units are
+    scored; a run stores these rows, unitstore.UnitStore, and the tables read them back): 单位编码, 财年, 单位名称,
+    总分 (rounded), 等级 (无法评级 when none), the 一级指标 scores (rounded), then the amounts of its 预算执行率 and
+    三公经费控制率 indicators (分母 and 分子, as computed: the rates are taken of them, the amounts shown rounded)."""
     level1 = level1_columns(totals)
-    df = units[["单位编码", "单位名称"]].merge(totals[["单位编码", "总分", "等级", *level1]], on="单位编码", how="left")
-    df["总分"] = [_round(x, 2) for x in df["总分"]]
-    for c in level1:
+    df = _left_join(units[[*KEY, "单位名称"]], totals[[*KEY, "总分", "等级", *level1]])
+    for c in ("总分", *level1):
         df[c] = [_round(x, 2) for x in df[c]]
-    score = pd.to_numeric(df["总分"], errors="coerce")
-    df["排名"] = score.rank(method="min", ascending=False).astype("Int64")
     df["等级"] = [g if isinstance(g, str) and g else NO_GRADE for g in df["等级"]]
+    for method, (den, num) in zip(BUDGET_METHODS, BUDGET_AMOUNTS):
+        x = indicators.loc[indicators["计算方法"] == method, [*KEY, "分母", "分子"]].drop_duplicates(KEY)
+        df = _left_join(df, x.rename(columns={"分母": den, "分子": num}))
+    return df
+
+
+def _left_join(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+    """left with right's columns of the same unit (KEY); a unit absent from right (or right empty, whatever the
+    type of its empty key columns) has none."""
+    if right.empty:
+        return left.assign(**{c: None for c in right.columns if c not in KEY})
+    return left.merge(right, on=KEY, how="left")
+
+
+@dataclass
+class Table:
+    """A table of the 汇总 that has a row per unit, read a chunk at a time (a province's units are never all in
+    memory): its columns, its number of rows and its chunks (DataFrames), made anew each time it is iterated."""
+
+    columns: list[str]
+    n: int
+    make: Callable[[], Iterator[pd.DataFrame]]
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        return self.make()
+
+    def __len__(self) -> int:
+        return self.n
+
+    @classmethod
+    def of(cls, df: pd.DataFrame) -> "Table":
+        """A frame as a Table of one chunk."""
+        return cls(list(df.columns), len(df), lambda: iter([df]))
+
+    def frame(self) -> pd.DataFrame:
+        """All rows at once (small tables: tests)."""
+        return pd.concat([*self, pd.DataFrame(columns=self.columns)], ignore_index=True)
+
+
+def ranking(store, year: int) -> Table:
+    """One row per unit, best first. Ties share a rank and the next rank skips (95, 95, 90 → 1, 1, 3): a unit's rank
+    is 1 + the number of units with a better total; a unit without a total comes last without a rank. Ties are
+    listed by 单位编码."""
+    level1 = [c for c in store.columns if c not in UNIT_ROW_FIXED]
     cols = ["排名", "单位编码", "单位名称", "总分", "等级", *level1]
-    df = df.assign(_s=score.fillna(-math.inf)).sort_values(["_s", "单位编码"], ascending=[False, True], kind="stable")
-    return df[cols].reset_index(drop=True)
+
+    def chunks():
+        place, rank, last = 0, None, None
+        for chunk in store.rows(year, by_score=True):
+            ranks = []
+            for score in chunk["总分"]:
+                place += 1
+                missing = pd.isna(score)
+                if not missing and score != last:
+                    rank, last = place, score
+                ranks.append(None if missing else rank)
+            yield chunk.assign(排名=pd.array(ranks, dtype="Int64"))[cols]
+    return Table(cols, store.count(year), chunks)
 
 
-def grade_distribution(rank: pd.DataFrame, grades: list[tuple[str, float]] | None = None) -> pd.DataFrame:
-    """Units per grade, in the framework's order (every grade listed, also with 0 units); 无法评级 last when any."""
-    counts = rank["等级"].value_counts()
+def grade_distribution(tally: pd.DataFrame, n: int, grades: list[tuple[str, float]] | None = None) -> pd.DataFrame:
+    """Units per grade, in the framework's order (every grade listed, also with 0 units); 无法评级 last when any.
+    `tally`: units per 等级 with their lowest 总分 (UnitStore.tally), of `n` units."""
+    counts = dict(zip(tally["等级"], tally["单位数"]))
     if grades is None:  # no framework at hand: the grades that occur, best first by their lowest total
-        lowest = rank.groupby("等级")["总分"].min().drop(NO_GRADE, errors="ignore").sort_values(ascending=False)
-        grades = [(g, None) for g in lowest.index]
+        lowest = tally[tally["等级"] != NO_GRADE].sort_values(["最低分", "等级"], ascending=[False, True],
+                                                             na_position="last", kind="stable")
+        grades = [(g, None) for g in lowest["等级"]]
     rows = [{"等级": g, "最低分": low, "单位数": int(counts.get(g, 0))} for g, low in grades]
     if counts.get(NO_GRADE, 0):
         rows.append({"等级": NO_GRADE, "最低分": None, "单位数": int(counts[NO_GRADE])})
     out = pd.DataFrame(rows, columns=["等级", "最低分", "单位数"])
-    n = len(rank)
     out["占比"] = [excel_round(c / n, 4) if n else None for c in out["单位数"]]
     return out
 
 
-def score_distribution(rank: pd.DataFrame) -> pd.DataFrame:
+def score_distribution(tally: pd.DataFrame, n: int) -> pd.DataFrame:
     """Units per score band of SCORE_BANDS (lower bound included, upper excluded); units without a total are not
-    counted."""
-    scores = pd.to_numeric(rank["总分"], errors="coerce").dropna()
-    n = len(rank)
+    counted. `tally`: units per 总分 (UnitStore.tally: at most one row per score of two decimals), of `n` units."""
+    scores = tally[tally["总分"].notna()]
+    values, counts = scores["总分"].astype(float), scores["单位数"]
     rows = []
     for label, low, high in SCORE_BANDS:
-        c = int(((scores >= low) & (scores < high)).sum())
+        c = int(counts[(values >= low) & (values < high)].sum())
         rows.append({"分数段": label, "单位数": c, "占比": excel_round(c / n, 4) if n else None})
     return pd.DataFrame(rows, columns=["分数段", "单位数", "占比"])
 
@@ -172,78 +228,89 @@ def lost_points(totals: pd.DataFrame, rule_names: dict[str, str] | None = None) 
     return out[cols].reset_index(drop=True)
 
 
-BUDGET_METHODS = ("预算执行率", "三公经费控制率")  # the indicators budget_totals reads
+BUDGET_METHODS = ("预算执行率", "三公经费控制率")  # the indicators whose amounts unit_rows takes
+BUDGET_AMOUNTS = (("全年预算数", "实际支出数"), ("三公经费预算数", "三公经费实际支出数"))  # (分母, 分子) of each
+UNIT_ROW_FIXED = ("单位编码", "财年", "单位名称", "总分", "等级", *(c for pair in BUDGET_AMOUNTS for c in pair))
+BUDGET_COLUMNS = ["单位编码", "单位名称", "全年预算数", "实际支出数", "预算执行率", "三公经费预算数",
+                  "三公经费实际支出数", "三公经费控制率"]
 
 
-def budget_totals(units: pd.DataFrame, indicators: pd.DataFrame) -> pd.DataFrame:
-    """预算执行 and 三公经费 per unit from the indicators' 分子/分母 (预算执行率: 实际支出数 ÷ 全年预算数;
-    三公经费控制率: 三公实际 ÷ 三公预算), then a 合计 row: the sums and the overall rates Σ实际 ÷ Σ预算."""
-    def part(method: str) -> pd.DataFrame:
-        x = indicators[indicators["计算方法"] == method]
-        return x[["单位编码", "分子", "分母"]].drop_duplicates("单位编码").set_index("单位编码")
+def _budget_rows(chunk: pd.DataFrame) -> pd.DataFrame:
+    """预算执行 rows of some units: the amounts rounded, 预算执行率 = 实际支出数 ÷ 全年预算数 and 三公经费控制率 =
+    三公实际 ÷ 三公预算 of the amounts as computed."""
+    out = {"单位编码": chunk["单位编码"].tolist(), "单位名称": chunk["单位名称"].tolist()}
+    for (den, num), rate in zip(BUDGET_AMOUNTS, ("预算执行率", "三公经费控制率")):
+        out[den] = [_round(x, 2) for x in chunk[den]]
+        out[num] = [_round(x, 2) for x in chunk[num]]
+        out[rate] = list(map(_rate, chunk[num], chunk[den]))
+    return pd.DataFrame(out, columns=BUDGET_COLUMNS)
 
-    exe, sg = (part(m) for m in BUDGET_METHODS)
-    codes = units["单位编码"]
-    # a column at a time (a 汇总 has a row per unit: no dict per row)
-    b, e, sb, se = (codes.map(frame[c]).astype(object).tolist() for frame in (exe, sg) for c in ("分母", "分子"))
-    cols = ["单位编码", "单位名称", "全年预算数", "实际支出数", "预算执行率", "三公经费预算数", "三公经费实际支出数",
-            "三公经费控制率"]
-    out = pd.DataFrame({"单位编码": codes.tolist(), "单位名称": units["单位名称"].tolist(),
-                        "全年预算数": [_round(x, 2) for x in b], "实际支出数": [_round(x, 2) for x in e],
-                        "预算执行率": list(map(_rate, e, b)),
-                        "三公经费预算数": [_round(x, 2) for x in sb], "三公经费实际支出数": [_round(x, 2) for x in se],
-                        "三公经费控制率": list(map(_rate, se, sb))}, columns=cols)
-    total = {"单位编码": TOTAL_LABEL, "单位名称": f"{len(out)} 个单位"}
-    for c in ("全年预算数", "实际支出数", "三公经费预算数", "三公经费实际支出数"):
-        vals = pd.to_numeric(out[c], errors="coerce")
-        total[c] = excel_round(float(vals.sum()), 2) if vals.notna().any() else None
-    total["预算执行率"] = _rate(total["实际支出数"], total["全年预算数"])
-    total["三公经费控制率"] = _rate(total["三公经费实际支出数"], total["三公经费预算数"])
-    return pd.concat([out, pd.DataFrame([total], columns=cols)], ignore_index=True)
+
+def budget_totals(store, year: int) -> Table:
+    """预算执行 and 三公经费 per unit (in input order), then a 合计 row: the sums of the rounded amounts and the
+    overall rates Σ实际 ÷ Σ预算."""
+    def chunks():
+        cents: dict[str, int | None] = {c: None for pair in BUDGET_AMOUNTS for c in pair}  # None: no unit has one
+        n = 0
+        for chunk in store.rows(year):
+            rows = _budget_rows(chunk)
+            n += len(rows)
+            for c in cents:  # the rounded amounts summed exactly, in hundredths
+                for v in rows[c]:
+                    if v is not None and not math.isnan(v):
+                        cents[c] = (cents[c] or 0) + round(v * 100)
+            yield rows
+        total = {"单位编码": TOTAL_LABEL, "单位名称": f"{n} 个单位"}
+        total.update({c: None if v is None else excel_round(v / 100, 2) for c, v in cents.items()})
+        for (den, num), rate in zip(BUDGET_AMOUNTS, ("预算执行率", "三公经费控制率")):
+            total[rate] = _rate(total[num], total[den])
+        yield pd.DataFrame([total], columns=BUDGET_COLUMNS)
+    return Table(BUDGET_COLUMNS, store.count(year) + 1, chunks)
 
 
 ISSUE_COLUMNS = ["单位编码", "单位名称", "严重程度", "文件", "工作表", "单元格", "问题", "原值", "代码"]
 
 
-def issues_tables(issues, units: pd.DataFrame, year: int) -> Iterator[dict[str, list]]:
+def issues_tables(issues, names: Callable[[list[str]], dict[str, str]], year: int) -> Iterator[dict[str, list]]:
     """All issues of the year's units (errors first), plus those of files that belong to no unit (unreadable or
     without 单位编码/财年): they are shown in every year's summary, since their year is unknown. `issues`: a list or
     a run's spool.IssueLog; the rows come a chunk at a time, in order (a province's issues are never all in
     memory), each chunk as its columns: ISSUE_COLUMNS → the values of issues_frame's rows (render._issue_columns,
-    without a frame per chunk), a blank 单位编码 as None."""
+    without a frame per chunk), a blank 单位编码 as None. `names`: 单位编码 → 单位名称 of the year's units among
+    the codes given (UnitStore.names), asked once per chunk."""
     from .render import _issue_columns  # render imports xlsxwriter; keep the builders light
 
-    names = dict(zip(units["单位编码"], units["单位名称"]))
     fields = tuple(c for c in ISSUE_COLUMNS if c != "单位名称")
     for chunk in sheet_chunks(issues, lambda i: i.year == year or (not i.unit and i.year is None)):
         columns = _issue_columns(chunk, fields)
         codes = columns["单位编码"]
-        columns["单位名称"] = [names.get(c) if c else None for c in codes]
+        known = names([c for c in codes if c])
+        columns["单位名称"] = [known.get(c) if c else None for c in codes]
         columns["单位编码"] = [c or None for c in codes]
         yield {name: columns[name] for name in ISSUE_COLUMNS}
 
 
-def summary_tables(ev, year: int, framework=None) -> dict:
-    """The tables of one fiscal year's 汇总.xlsx (see the module doc) from `ev`: an Evaluation or a RunResult
-    (attributes units, totals, losses, indicators, issues). `framework` (optional) gives the grade order
-    and the names of the 绩效目标 rules. Each is a DataFrame but "数据问题": an iterator of column lists, the rows in
-    order a chunk at a time (issues_tables), read once."""
+def summary_tables(results, year: int, framework=None) -> dict:
+    """The tables of one fiscal year's 汇总.xlsx (see the module doc) from `results`: an Evaluation or a RunResult
+    (attributes store: the units' unit_rows in a UnitStore; losses; issues). `framework` (optional) gives the grade
+    order and the names of the 绩效目标 rules. 等级分布, 分数分布 and 失分指标 are DataFrames; 排名 and 预算执行
+    Tables (a chunk at a time, read again each time they are iterated); 数据问题 an iterator of column lists, the
+    rows in order a chunk at a time (issues_tables), read once."""
     year = int(year)
-    of_year = lambda df: df[df["财年"] == year].reset_index(drop=True)  # noqa: E731
-    units = of_year(ev.units)
-    totals = of_year(ev.totals)
+    store = results.store
+    n = store.count(year)
     grades = list(framework.grades) if framework is not None else None
     rule_names = None
     if framework is not None:
         rule_names = dict(zip(framework.rows["指标编码"], framework.rows["三级指标"]))
-    rank = ranking(units, totals)
+    losses = results.losses
     return {
-        "排名": rank,
-        "等级分布": grade_distribution(rank, grades),
-        "分数分布": score_distribution(rank),
-        "失分指标": lost_points(of_year(ev.losses), rule_names),
-        "预算执行": budget_totals(units, of_year(ev.indicators)),
-        "数据问题": issues_tables(ev.issues, units, year),
+        "排名": ranking(store, year),
+        "等级分布": grade_distribution(store.tally(year, "等级"), n, grades),
+        "分数分布": score_distribution(store.tally(year, "总分"), n),
+        "失分指标": lost_points(losses[losses["财年"] == year].reset_index(drop=True), rule_names),
+        "预算执行": budget_totals(store, year),
+        "数据问题": issues_tables(results.issues, lambda codes: store.names(year, codes), year),
     }
 
 
@@ -345,10 +412,26 @@ def _ranking_sheet(book, tables, year: int) -> None:
     rank = tables["排名"]
     ws = book.sheet("汇总排名", header_rows=1)
     ws.write_string(0, 0, f"{year}年度部门整体支出绩效评价结果汇总（共 {len(rank)} 个单位）", book.fmt["title"])
-    _table(book, ws, 1, rank, "number")
+    _chunked(book, ws, 1, rank, "number")
     ws.freeze_panes(2, 3)
     if len(rank):
         ws.autofilter(1, 0, len(rank) + 1, len(rank.columns) - 1)
+
+
+def _chunked(book, ws, top: int, table: Table, default: str, bold_last: bool = False) -> None:
+    """A header row and the rows of a Table, chunk after chunk; with bold_last the label of its last row (a 合计
+    row) in bold."""
+    columns = [(c, FORMATS.get(c, default)) for c in table.columns]
+    book.grid(ws, top, columns, [[] for _ in columns], 0)
+    row, last = top + 1, top + len(table)
+    for chunk in table:
+        data, n = _values(chunk), len(chunk)
+        if bold_last and row + n - 1 == last and n:
+            book.rows(ws, row, columns, [values[:-1] for values in data], n - 1)
+            _row(book, ws, last, columns, [values[-1] for values in data], {0: "label"})
+        else:
+            book.rows(ws, row, columns, data, n)
+        row += n
 
 
 def _distribution_sheet(book, tables) -> None:
@@ -383,16 +466,14 @@ def _count_chart(book, ws, header_row: int, n: int, col: int, title: str, anchor
 # (a province's 汇总 has a row per unit and per data issue).
 
 
-def _plain_sheet(book, name: str, title: str, df: pd.DataFrame, default: str, bold_last: bool = False) -> None:
+def _plain_sheet(book, name: str, title: str, table: pd.DataFrame | Table, default: str,
+                 bold_last: bool = False) -> None:
     ws = book.sheet(name, header_rows=1)
     ws.write_string(0, 0, title, book.fmt["subtitle"])
-    columns, data, n = _columns(df, default), _values(df), len(df)
-    if bold_last and n:  # the 合计 row: its label in bold
-        book.grid(ws, 1, columns, [values[:-1] for values in data], n - 1)
-        _row(book, ws, n + 1, columns, [values[-1] for values in data], {0: "label"})
-    else:
-        book.grid(ws, 1, columns, data, n)
-    if df.empty:
+    if isinstance(table, pd.DataFrame):
+        table = Table.of(table)
+    _chunked(book, ws, 1, table, default, bold_last)
+    if not len(table):
         ws.write_string(2, 0, "无", book.fmt["text"])
     ws.freeze_panes(2, 0)
 

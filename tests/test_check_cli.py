@@ -12,7 +12,9 @@ from types import SimpleNamespace
 
 import pandas as pd
 
+from pipeline import summary
 from pipeline.cli import _print_summary
+from pipeline.unitstore import UnitStore
 
 REPO = Path(__file__).resolve().parent.parent
 DEFECTS = REPO / "tests" / "fixtures" / "defects"
@@ -48,14 +50,16 @@ def test_check_reports_an_unreadable_file_and_exits_1(tmp_path):
 
 def test_run_summary_counts_the_outputs_of_the_run(capsys):
     """`run`'s closing summary reads the files written, unchanged and removed from the run's `outputs`."""
+    units = pd.DataFrame({"单位编码": ["U1", "U2"], "财年": [2023, 2023], "单位名称": ["甲局", "乙局"]})
+    totals = pd.DataFrame({"单位编码": ["U1"], "财年": [2023], "总分": [91.5], "等级": ["优"]})  # U2 not scored
     result = SimpleNamespace(
-        totals=pd.DataFrame({"单位编码": ["U1"], "财年": [2023], "总分": [91.5], "等级": ["优"]}),
-        units=pd.DataFrame({"单位编码": ["U1"], "财年": [2023], "单位名称": ["甲局"]}),
+        store=UnitStore.of(summary.unit_rows(units, totals, pd.DataFrame(columns=["单位编码", "财年", "计算方法", "分子", "分母"]))),
         issues=[], timings={"read": 1.0, "compute": 0.5, "write": 0.3},
         outputs={"written": [Path("out/a.xlsx"), Path("out/b.csv")], "unchanged": [Path("out/c.docx")], "removed": []})
     _print_summary(result)
     out = capsys.readouterr().out
-    assert "2023 U1 甲局：总分 91.50，等级 优" in out
+    assert "2023 U1 甲局：总分 91.50，等级 优\n2023 U2 乙局：总分 无，等级 无法评级\n" in out
     assert f"已写入：{Path('out/a.xlsx')}\n已写入：{Path('out/b.csv')}\n" in out   # a small run lists them
+    assert "评价单位 2 个（2023 年 2 个），其中数据有错误的 0 个。\n等级分布：优 1，无法评级 1\n" in out
     assert "输出文件：写入 2 个，未变 1 个，删除 0 个。" in out
-    assert "共评价 1 个单位，用时 1.80 秒（读取 1.0 秒，计算 0.5 秒，输出 0.3 秒）。" in out   # 1.0 + 0.5 + 0.3
+    assert "共评价 2 个单位，用时 1.80 秒（读取 1.0 秒，计算 0.5 秒，输出 0.3 秒）。" in out   # 1.0 + 0.5 + 0.3

@@ -28,6 +28,7 @@ from pipeline.issues import error, warning
 from pipeline.run import RunResult, evaluate, write_outputs
 from pipeline.spec import BUDGET_EXECUTION, PERFORMANCE_TARGETS, WORK_STATISTICS
 from pipeline.templates import write_workbook
+from pipeline.unitstore import UnitStore
 
 NAN = np.nan
 GRADES = [("优", 90.0), ("良", 80.0), ("中", 60.0), ("差", 0.0)]
@@ -71,12 +72,12 @@ def ev():
     issues = [error("budget-total-mismatch", "U1 的问题", file="u1.xlsx", unit="U1", year=2023),
               warning("x", "U2 的 2022 年问题", file="u2.xlsx", unit="U2", year=2022),
               error("unreadable", "读不出的文件", file="bad.xlsx")]
-    return RunResult(units=units, totals=totals, losses=summary.loss_totals(details), indicators=indicators,
-                     issues=issues)
+    return RunResult(store=UnitStore.of(summary.unit_rows(units, totals, indicators)),
+                     losses=summary.loss_totals(details), issues=issues)
 
 
 def test_ranking_ties_share_a_rank(ev):
-    rank = summary.summary_tables(ev, 2023)["排名"]
+    rank = summary.summary_tables(ev, 2023)["排名"].frame()
     assert rank[["排名", "单位编码", "总分", "等级"]].values.tolist() == [
         [1, "U1", 92.5, "优"], [2, "U2", 80.0, "良"], [2, "U3", 80.0, "良"]]
     assert list(rank.columns) == ["排名", "单位编码", "单位名称", "总分", "等级", "过程", "产出"]
@@ -120,7 +121,7 @@ def test_lost_points_add_up_over_batches(ev):
 
 
 def test_budget_totals_and_overall_rates(ev):
-    b = summary.summary_tables(ev, 2023)["预算执行"]
+    b = summary.summary_tables(ev, 2023)["预算执行"].frame()
     assert b["单位编码"].tolist() == ["U1", "U2", "U3", "合计"]
     assert b["预算执行率"].tolist() == [0.9, 0.9, 0.75, 0.8684]
     assert b.iloc[-1][["全年预算数", "实际支出数"]].tolist() == [190.0, 165.0]

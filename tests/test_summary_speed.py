@@ -23,6 +23,7 @@ from xlsxwriter.worksheet import Worksheet
 from pipeline import render, summary
 from pipeline.issues import error, info, issues_frame, warning
 from pipeline.run import RunResult
+from pipeline.unitstore import UnitStore
 
 
 def _sheet_xml(path) -> bytes:
@@ -149,7 +150,7 @@ def _evaluation(n_units: int, n_issues: int, seed: int) -> RunResult:
                                  value=rng.choice(ODD_TEXTS), unit=rng.choice([*codes, ""]),
                                  year=2023 if rng.random() < 0.9 else None) for k in range(n_issues)]
     losses = pd.DataFrame(columns=summary.LOSS_TOTAL_COLUMNS)
-    return RunResult(units=units, totals=totals, losses=losses, indicators=indicators, issues=issues)
+    return RunResult(store=UnitStore.of(summary.unit_rows(units, totals, indicators)), losses=losses, issues=issues)
 
 
 def _missing(value) -> bool:
@@ -244,7 +245,7 @@ def test_issue_chunks_are_the_issues_frame_rows():
     """issues_tables' columns are issues_frame's rows (pandas' sort: severity, 单位编码, 文件, 工作表, stable), with
     the unit's name and a blank 单位编码 as None; texts sorted without the frame, other values through it."""
     rng = random.Random(5)
-    units = pd.DataFrame({"单位编码": ["u1", "u2"], "单位名称": ["一局", "二局"]})
+    names = {"u1": "一局", "u2": "二局"}
     for _ in range(200):
         issues = [rng.choice([error, warning, info])(
             rng.choice(["a", "b"]), f"问题{k}", file=rng.choice(["f1.xlsx", "F2.xlsx", "", "甲.xlsx"]),
@@ -254,13 +255,12 @@ def test_issue_chunks_are_the_issues_frame_rows():
         if issues and rng.random() < 0.2:
             issues[0] = warning("odd", "原值不是文本", value=3.5, unit=rng.choice(["u1", None]), year=2023)
         kept = [i for i in issues if i.year == 2023 or (not i.unit and i.year is None)]
-        chunks = list(summary.issues_tables(issues, units, 2023))
+        chunks = list(summary.issues_tables(issues, lambda codes: {c: names[c] for c in codes if c in names}, 2023))
         if not kept:
             assert chunks == []
             continue
         frame = issues_frame(kept)
         codes = frame["单位编码"].tolist()
-        names = {"u1": "一局", "u2": "二局"}
         expected = {**{name: frame[name].tolist() for name in summary.ISSUE_COLUMNS if name != "单位名称"},
                     "单位编码": [c or None for c in codes], "单位名称": [names.get(c) if c else None for c in codes]}
         (got,) = chunks
