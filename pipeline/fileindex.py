@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 import pickle
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 from .load import iter_workbooks
+from .sqlitedb import connect
 
 _SCHEMA = """
 CREATE TABLE found(sort BLOB PRIMARY KEY, path BLOB NOT NULL) WITHOUT ROWID;
@@ -33,7 +33,7 @@ class FileIndex:
     """One run's input files (see the module doc). Used from one thread; `close` removes it."""
 
     def __init__(self):
-        self._db = sqlite3.connect("", isolation_level=None)
+        self._db = connect(isolation_level=None)
         self._db.executescript(_SCHEMA)
         self._db.execute("BEGIN")  # one transaction for the run: nothing here outlives it
 

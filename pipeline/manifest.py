@@ -23,6 +23,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from .atomic import atomic_output
+from .sqlitedb import connect
 
 STATE_FILE = ".pipeline-state.sqlite"
 LEGACY_STATE_FILE = ".pipeline-state.json"  # format 1
@@ -53,7 +54,7 @@ class Manifest:
     def open(cls, output_dir: Path | str) -> Manifest:
         path = os.path.join(output_dir, STATE_FILE)
         if os.path.isfile(path):
-            db = sqlite3.connect("")  # a private temporary copy on disk: the file itself is never held open
+            db = connect()  # a private temporary copy on disk: the file itself is never held open
             try:
                 # read-only and immutable: never a journal or lock file beside it, never a change to it
                 with closing(sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro&immutable=1", uri=True)) as src:
@@ -77,7 +78,7 @@ class Manifest:
                 state = json.load(fh)
             if not isinstance(state, dict) or state.get("format") != 1:
                 return cls()
-            db = sqlite3.connect("")  # a private temporary database on disk, gone when closed
+            db = connect()  # a private temporary database on disk, gone when closed
             db.executescript(_SCHEMA)
             _insert_units(db, state.get("units", {}).items())
             db.executemany("INSERT INTO files VALUES (?, ?)", state.get("files", {}).items())
@@ -146,8 +147,7 @@ def new_manifest(output_dir: Path | str, meta: dict[str, str]) -> Iterator[Manif
     with atomic_output(Path(output_dir) / STATE_FILE) as tmp:
         # a new file that only this process opens until it is renamed into place when complete: no locking (which
         # some network file systems refuse: the output folder of a Dask run is shared), no journal, no syncing
-        with closing(sqlite3.connect(f"{Path(tmp).resolve().as_uri()}?nolock=1", uri=True,
-                                     isolation_level=None)) as db:
+        with closing(connect(f"{Path(tmp).resolve().as_uri()}?nolock=1", uri=True, isolation_level=None)) as db:
             db.execute("PRAGMA journal_mode = OFF")
             db.execute("PRAGMA synchronous = OFF")
             db.executescript(_SCHEMA)

@@ -1,10 +1,12 @@
 """The summary workbook `output/<财年>/汇总.xlsx`: every unit of one fiscal year side by side, and year-on-year
 figures of one unit.
 
-The table builders are pure (Evaluation → DataFrames with the Chinese column names shown to users; 数据问题 as column
-lists a chunk at a time); only `write_summary` touches a file, through render.Book (streamed: constant_memory), written
-to a temporary name and renamed. Several fiscal years in one input are kept apart: the caller writes one 汇总.xlsx per
-财年.
+Each unit's figures are taken where it is scored (`unit_rows`, in the batch) and kept in a unitstore.UnitStore on
+disk; the table builders read them back (the tables with a row per unit as `Table`s, a chunk at a time, so a
+province's units are never all in memory; the small ones as DataFrames; 数据问题 as column lists a chunk at a time),
+with the Chinese column names shown to users. Only `write_summary` touches a file, through render.Book (streamed:
+constant_memory), written to a temporary name and renamed. Several fiscal years in one input are kept apart: the
+caller writes one 汇总.xlsx per 财年.
 
 Tables of `summary_tables(ev, year)`:
 

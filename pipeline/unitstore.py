@@ -11,12 +11,13 @@ for UTF-8 is Python's order of the text.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 
 import pandas as pd
 
-CHUNK = 2_000  # rows per chunk read back
+from .sqlitedb import connect
+
+CHUNK = 500  # rows per chunk read back
 YEAR, CODE, NAME, SCORE = "财年", "单位编码", "单位名称", "总分"  # columns the store orders and filters by
 _PARAMS = 500  # codes per IN (…) statement, within SQLite's limit on parameters
 
@@ -26,10 +27,11 @@ class UnitStore:
     removes it."""
 
     def __init__(self):
-        self._db = sqlite3.connect("", isolation_level=None)
+        self._db = connect(isolation_level=None)
         self._db.execute("CREATE TABLE units(batch INTEGER NOT NULL, pos INTEGER NOT NULL, PRIMARY KEY (batch, pos))")
         self._db.execute("BEGIN")  # one transaction for the run: nothing here outlives it
         self.columns: list[str] = []
+        self._indexed = False
 
     @classmethod
     def of(cls, rows: pd.DataFrame) -> "UnitStore":
@@ -47,6 +49,12 @@ class UnitStore:
             if name not in self.columns:
                 self.columns.append(name)
                 self._db.execute(f"ALTER TABLE units ADD COLUMN {self._col(name)}")
+        if not self._indexed and {YEAR, SCORE, CODE} <= set(self.columns):  # a year's rows read in order, not sorted
+            year = self._col(YEAR)
+            self._db.execute(f"CREATE INDEX by_place ON units({year}, batch, pos)")
+            self._db.execute(f"CREATE INDEX by_score ON units({year}, {self._col(SCORE)} DESC, {self._col(CODE)}, "
+                             "batch, pos)")
+            self._indexed = True
         names = ", ".join(["batch", "pos", *map(self._col, rows.columns)])
         places = ", ".join("?" * (len(rows.columns) + 2))
         values = [rows[c].astype(object).where(rows[c].notna(), None).tolist() for c in rows.columns]
@@ -82,7 +90,7 @@ class UnitStore:
         order = "batch, pos"
         if by_score:
             score = self._col(SCORE)
-            order = f"{score} IS NULL, {score} DESC, {self._col(CODE)}, batch, pos"
+            order = f"{score} DESC, {self._col(CODE)}, batch, pos"  # SQLite sorts NULL lowest: last here
         cursor = self._db.execute(f"SELECT {', '.join(map(self._col, self.columns))} FROM units {where} "
                                   f"ORDER BY {order}", args)
         while chunk := cursor.fetchmany(size or CHUNK):

@@ -116,3 +116,20 @@ def test_the_summary_written_a_row_at_a_time_is_the_same(monkeypatch, tmp_path):
         path = summary.write_summary(summary.summary_tables(_result(store), 2023), tmp_path / f"{chunk}.xlsx", 2023)
         data.append(path.read_bytes())
     assert data[0] == data[1]
+
+
+def test_the_run_databases_have_a_small_page_cache(tmp_path):
+    """The file index, the unit store and the manifest (new and read back) each cache at most CACHE_KIB of pages,
+    so that the main process does not grow with them (SQLite's default is 2 MiB each)."""
+    from pipeline import sqlitedb
+    from pipeline.fileindex import FileIndex
+    from pipeline.manifest import Manifest, new_manifest
+
+    limit = (-sqlitedb.CACHE_KIB,)
+    assert sqlitedb.CACHE_KIB < 2048
+    with new_manifest(tmp_path, {"version": "x"}) as writer:
+        assert writer._db.execute("PRAGMA cache_size").fetchone() == limit
+    index = FileIndex()
+    assert index._db.execute("PRAGMA cache_size").fetchone() == limit
+    assert UnitStore()._db.execute("PRAGMA cache_size").fetchone() == limit
+    assert Manifest.open(tmp_path)._db.execute("PRAGMA cache_size").fetchone() == limit
