@@ -14,7 +14,7 @@ from pathlib import Path
 from . import __version__
 from .framework import default_framework_path, load_framework
 from .issues import issues_frame
-from .spool import severity_counts, sheet_chunks, units_with_errors
+from .spool import error_unit_count, severity_counts, sheet_chunks
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INPUT = Path("input")
@@ -224,10 +224,10 @@ def _print_summary(result) -> None:
             print(f"已写入：{path}")
     years, grades = store.tally(None, "财年"), store.tally(None, "等级")
     per_year = "，".join(f"{y} 年 {c} 个" for y, c in zip(years["财年"], years["单位数"]))
-    with_errors = units_with_errors(result.issues)
+
     grades = dict(zip(grades["等级"], grades["单位数"]))
     order = [g for g in GRADE_ORDER if g in grades] + sorted(g for g in grades if g not in GRADE_ORDER)
-    print(f"评价单位 {n} 个（{per_year or '无'}），其中数据有错误的 {len(with_errors)} 个。")
+    print(f"评价单位 {n} 个（{per_year or '无'}），其中数据有错误的 {error_unit_count(result.issues)} 个。")
     if grades:
         print("等级分布：" + "，".join(f"{g} {int(grades[g])}" for g in order))
     print(f"输出文件：写入 {len(outputs['written'])} 个，未变 {len(outputs['unchanged'])} 个，"

@@ -34,7 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -282,7 +282,9 @@ def write_outputs(ev: Evaluation, framework: Framework, output_dir: Path, *, exe
         finally:
             bar.close()
         manifest.add(new_units)
-        done = finish_outputs(ev, framework, output_dir, old, on_disk, manifest, dirty, [details_csv_parts(ev)])
+        parts = details_csv_parts(ev)
+        done = finish_outputs(ev, framework, output_dir, old, on_disk, manifest, dirty,
+                              lambda year: [parts[year]] if year in parts else [])
         ev.outputs = {"written": written + done["written"], "unchanged": unchanged + done["unchanged"],
                       "removed": done["removed"]}
     ev.timings["write"] = time.perf_counter() - t0
@@ -338,13 +340,13 @@ def render_units(ev: Evaluation, framework: Framework, output_dir: Path, old_uni
 
 def finish_outputs(results, framework: Framework, output_dir: Path, old: Manifest, on_disk: Manifest,
                    manifest: ManifestWriter, dirty_years: set[int],
-                   csv_parts: list[dict[int, bytes | Path]]) -> dict[str, list[Path]]:
+                   csv_parts: Callable[[int], list[bytes | Path]]) -> dict[str, list[Path]]:
     """After every unit is rendered (and its entry is in `manifest`): remove the outputs of units gone from a 财年
-    of the input, write each 财年's 评分明细.csv (from `csv_parts`, the rows of each batch in order: see
-    details_csv_parts) and 汇总.xlsx when one of its units changed (`dirty_years`: the 财年 with a unit rendered),
-    and complete the manifest. Returns the files it wrote, left unchanged and removed. `results`: an Evaluation or a
-    RunResult (its store of the units' 汇总 figures). `old`: the manifest the run started from (empty when forced); `on_disk`:
-    the manifest on disk (what this program wrote, even when forced)."""
+    of the input, write each 财年's 评分明细.csv (`csv_parts(year)`: its rows, each batch's as text or in a file, in
+    batch order: see details_csv_parts) and 汇总.xlsx when one of its units changed (`dirty_years`: the 财年 with a
+    unit rendered), and complete the manifest. Returns the files it wrote, left unchanged and removed. `results`: an
+    Evaluation or a RunResult (its store of the units' 汇总 figures). `old`: the manifest the run started from
+    (empty when forced); `on_disk`: the manifest on disk (what this program wrote, even when forced)."""
     written, unchanged, removed, dirty_years = [], [], [], set(dirty_years)
     years = results.store.years()
     for uid, year, prev in on_disk.entries():
@@ -369,7 +371,7 @@ def finish_outputs(results, framework: Framework, output_dir: Path, old: Manifes
             files_state.update(prev)
             unchanged.extend(outs)
             continue
-        csv_path = _write_csv(outs[0], [part[year] for part in csv_parts if year in part])
+        csv_path = _write_csv(outs[0], csv_parts(year))
         summary_path = write_summary(summary_tables(results, year, framework), outs[1], year)
         for p in (csv_path, summary_path):
             files_state[p.relative_to(output_dir).as_posix()] = sha256_file(p)
@@ -483,14 +485,14 @@ def _batch(job: BatchJob) -> dict:
     t1 = time.perf_counter()
     ev = evaluate_staged(ds, found, job.framework, Path(job.input_dir))
     t2 = time.perf_counter()
-    new_units, written, unchanged, dirty, csv_parts = {}, [], [], set(), {}
+    new_units, written, unchanged, dirty = {}, [], [], set()
     if job.write:
         output_dir = Path(job.output_dir)
         new_units, written, unchanged, dirty = render_units(ev, job.framework, output_dir, job.old_units, job.when)
-        for year, text in details_csv_parts(ev).items():
-            csv_parts[year] = write_atomic(_parts_dir(job.cache_dir) / f"{job.index:06d}-{year}.csv", text)
+        for year, text in details_csv_parts(ev).items():  # found by its name (batch, year) when the CSV is written
+            write_atomic(_parts_dir(job.cache_dir) / f"{job.index:06d}-{year}.csv", text)
     t3 = time.perf_counter()
-    return {"units": ev.unit_rows, "losses": ev.losses, "csv_parts": csv_parts, "issues": spool_batch(job.spool, job.index, ev.issues),
+    return {"units": ev.unit_rows, "losses": ev.losses, "issues": spool_batch(job.spool, job.index, ev.issues),
             # the paths as text, spooled (spool.SpooledPaths); only their numbers travel
             "new_units": new_units, "dirty": dirty,
             "outputs": spool_outputs(job.spool, job.index, list(map(str, written)), list(map(str, unchanged))),
@@ -547,10 +549,12 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
                 yield BatchJob(files, str(cache_dir), str(input_dir), str(output_dir), framework, old.units_of(mine),
                                when, b, write, str(log.folder))
 
-        parts: list = [None] * len(sizes)
         spent = {"read": 0.0, "compute": 0.0, "write": 0.0}
-        # points lost per 汇总 line, summed over the batches in batch order as they return (a few rows per line,
-        # not per batch): the lines stay in the order of the concatenation
+        dirty: set[int] = set()  # the 财年 with a unit rendered
+        counts = [0, 0]  # output paths the batches wrote and left unchanged (spooled: spool.SpooledPaths)
+        # Each batch's points lost per 汇总 line and issue tally are folded in batch order as the batches return (the
+        # lines stay in the order of the concatenation; the 数据问题 order, spool.IssueLog.chunks, needs the batches
+        # in order): nothing is kept per batch but the few that came back before an earlier one.
         losses, early, folded = None, {}, 0
         store = UnitStore()  # each unit's 汇总 figures, on disk as its batch returns
         with _new_manifest(output_dir) if write else nullcontext() as manifest:
@@ -558,13 +562,16 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
             try:
                 for b, part in executor.imap(run_batch, Counted(jobs(), len(sizes)), inline_below=2):
                     if manifest is not None:
-                        manifest.add(part.pop("new_units"))  # on disk from here
-                    store.add(b, part.pop("units"))
-                    early[b] = part.pop("losses")
+                        manifest.add(part["new_units"])  # on disk from here
+                    store.add(b, part["units"])
+                    early[b] = part["losses"], part["issues"]
                     while folded in early:
-                        losses = summary.add_loss_totals(losses, early.pop(folded))
+                        more, tally = early.pop(folded)
+                        losses = summary.add_loss_totals(losses, more)
+                        log.add(tally)
                         folded += 1
-                    parts[b] = part
+                    dirty.update(part["dirty"])
+                    counts = [n + m for n, m in zip(counts, part["outputs"])]
                     for k in spent:
                         spent[k] += part["timings"][k]
                     bar.update(sizes[b])
@@ -572,16 +579,14 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
                 bar.close()
             t2 = time.perf_counter()
 
-            for part in parts:  # in batch order: the order of the 数据问题 sheet (spool.IssueLog.chunks)
-                log.add(part["issues"])
             result = RunResult(store=store, losses=losses, issues=log, files=total)
             result.outputs = {"written": [], "unchanged": [], "removed": []}
             if manifest is not None:
-                done = finish_outputs(result, framework, output_dir, old, on_disk, manifest,
-                                      {y for p in parts for y in p["dirty"]}, [p["csv_parts"] for p in parts])
-                spooled = [p["outputs"] for p in parts]
-                result.outputs = {"written": SpooledPaths(spooled, 0, map(str, done["written"]), log),
-                                  "unchanged": SpooledPaths(spooled, 1, map(str, done["unchanged"]), log),
+                parts = _parts_dir(cache_dir)  # each batch's rows of each 财年's CSV, named by batch and year
+                done = finish_outputs(result, framework, output_dir, old, on_disk, manifest, dirty,
+                                      lambda year: sorted(parts.glob(f"*-{year}.csv")))
+                result.outputs = {"written": SpooledPaths(log, 0, counts[0], map(str, done["written"])),
+                                  "unchanged": SpooledPaths(log, 1, counts[1], map(str, done["unchanged"])),
                                   "removed": list(map(str, done["removed"]))}
     if write:
         shutil.rmtree(_parts_dir(cache_dir), ignore_errors=True)

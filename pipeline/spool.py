@@ -1,10 +1,10 @@
 """A run's data issues kept on disk a batch at a time. A province's run finds tens of thousands of issues (about 8 per
-unit, ~0.7 KB each in memory); the main process keeps only their counts, the units with errors and the few issues
-that belong to no unit, so that its memory does not grow with the number of units.
+unit, ~0.7 KB each in memory); the main process keeps only their counts, the number of units with errors and the few
+issues that belong to no unit, nothing per batch, so that its memory does not grow with the number of units.
 
 - `spool_batch(folder, index, issues)` (in a worker): the batch's issues of its units, a file per severity in
   `folder`; returns the batch's `Tally`, which is all that travels back.
-- `IssueLog`: the run's issues. Counted and listed by their tallies; iterated (read back from the files); or taken in
+- `IssueLog`: the run's issues. Counted by their tallies; iterated (read back from the files); or taken in
   the order of the 数据问题 sheet one chunk at a time (`chunks`), which is how the 汇总 and `check` write them.
   The log owns its folder and removes it when it is garbage-collected (or at exit).
 
@@ -36,6 +36,7 @@ from .spec import SEVERITY_ERROR
 
 _LIVE: set[str] = set()  # folders of the logs alive in this process (not stale leftovers of an interrupted run)
 PREFIX = "issues-"
+OUTPUTS = "outputs"  # the name of a batch's spool file of output paths: <batch>-outputs.pickle
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Tally:
 
     files: dict[str, str]                   # severity → the file of the batch's issues of units of that severity
     counts: dict[str, int]                  # severity → number of issues (all of the batch's issues)
-    with_errors: frozenset[tuple[str, int]]  # (单位编码, 财年) of the units with an error
+    error_units: int                        # how many of its units (单位编码, 财年) have an error
     unitless: tuple[Issue, ...] = ()        # the issues of no unit, kept in memory (rare: files of no unit)
     first: str = ""                         # the smallest and largest 单位编码 among the spooled issues
     last: str = ""
@@ -66,26 +67,34 @@ def spool_batch(folder: str | Path, index: int, issues: list[Issue]) -> Tally:
     files = {sev: str(write_atomic(Path(folder) / f"{index:06d}-{SEVERITY_ORDER[sev]}.pickle",
                                    pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL)))
              for sev, found in by_severity.items()}
-    return Tally(files, dict(severity_counts(issues)), frozenset(units_with_errors(issues)),
+    return Tally(files, dict(severity_counts(issues)), len(units_with_errors(issues)),
                  tuple(unitless), units[0] if units else "", units[-1] if units else "")
 
 
-def _read(tally: Tally, severity: str) -> list[Issue]:
-    """The batch's spooled issues of `severity`."""
-    if severity not in tally.files:
-        return []
-    with open(tally.files[severity], "rb") as fh:
+def _read(file: Path) -> list[Issue]:
+    """The issues of one spool file."""
+    with open(file, "rb") as fh:
         return pickle.load(fh)
 
 
 @dataclass(eq=False)
 class IssueLog:
     """The issues of a run: those of no unit found before the batches (`loose`, e.g. unreadable files), then each
-    batch's tally in batch order (`add`)."""
+    batch's, spooled by the batch (spool_batch) and folded in here in batch order (`add`). The log keeps only their
+    counts, the few issues of no unit and whether the batches hold increasing ranges of 单位编码; the files are
+    found again by their names (`<batch>-<severity>.pickle`) when the issues are read back."""
 
     loose: list[Issue] = field(default_factory=list)
     folder: Path | None = None
-    tallies: list[Tally] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)  # severity → number of issues
+    error_units: int = 0            # units with an error, summed over the batches (each holds its own units)
+    unitless: list[Issue] = field(default_factory=list)  # the batches' issues of no unit
+    ordered: bool = True            # the batches' 单位编码 ranges are increasing (see `chunks`)
+    _last: str = ""
+
+    def __post_init__(self):
+        self.counts = Counter(i.severity for i in self.loose) + Counter(self.counts)
+        self.error_units += len(units_with_errors(self.loose))
 
     @classmethod
     def create(cls, parent: Path, loose: Iterable[Issue] = ()) -> "IssueLog":
@@ -100,20 +109,21 @@ class IssueLog:
         return log
 
     def add(self, tally: Tally) -> None:
-        self.tallies.append(tally)
+        """One batch's tally; the batches in batch order."""
+        self.counts.update(tally.counts)
+        self.error_units += tally.error_units
+        self.unitless.extend(tally.unitless)
+        if tally.files:
+            if self._last and tally.first <= self._last:
+                self.ordered = False
+            self._last = max(self._last, tally.last)
 
-    @property
-    def counts(self) -> Counter:
-        """Severity → number of issues."""
-        total = Counter(i.severity for i in self.loose)
-        for t in self.tallies:
-            total.update(t.counts)
-        return total
-
-    @property
-    def with_errors(self) -> set[tuple[str, int]]:
-        """(单位编码, 财年) of every unit with an error."""
-        return units_with_errors(self.loose) | {key for t in self.tallies for key in t.with_errors}
+    def _files(self, severity: str | None = None) -> list[Path]:
+        """The batches' spool files (of one severity, or all) in batch order, each batch's by severity."""
+        if self.folder is None:
+            return []
+        k = "[0-9]" if severity is None else str(SEVERITY_ORDER[severity])
+        return sorted(self.folder.glob(f"*-{k}.pickle"))
 
     def __len__(self) -> int:
         return sum(self.counts.values())
@@ -124,21 +134,18 @@ class IssueLog:
     def __iter__(self) -> Iterator[Issue]:
         """Every issue (read back from the files): those of no unit, then each batch's by severity."""
         yield from self.loose
-        for t in self.tallies:
-            yield from t.unitless
-        for t in self.tallies:
-            for sev in SEVERITY_ORDER:
-                yield from _read(t, sev)
+        yield from self.unitless
+        for file in self._files():
+            yield from _read(file)
 
     def chunks(self, keep: Callable[[Issue], bool] = lambda i: True) -> Iterator[list[Issue]]:
         """The issues that `keep`, in chunks whose concatenation, each chunk sorted by issues_frame, is issues_frame
         of them all (the 数据问题 order, see the module doc); one batch's issues of one severity at most in memory.
         Empty chunks are left out."""
-        spooled = [t for t in self.tallies if t.files]
-        unitless = [i for i in [*self.loose, *(i for t in self.tallies for i in t.unitless)] if keep(i)]
+        unitless = [i for i in [*self.loose, *self.unitless] if keep(i)]
         blank = [i for i in unitless if isinstance(i.unit, str) and not i.unit]
         missing = [i for i in unitless if not isinstance(i.unit, str) and pd.isna(i.unit)]
-        if len(blank) + len(missing) < len(unitless) or any(a.last >= b.first for a, b in zip(spooled, spooled[1:])):
+        if len(blank) + len(missing) < len(unitless) or not self.ordered:
             # not partitioned by unit after all (never in a run): one chunk of everything
             everything = [i for i in self if keep(i)]
             if everything:
@@ -146,39 +153,39 @@ class IssueLog:
             return
         for sev in SEVERITY_ORDER:
             chunks = itertools.chain([[i for i in blank if i.severity == sev]],
-                                     ([i for i in _read(t, sev) if keep(i)] for t in spooled),  # lazily
+                                     ([i for i in _read(f) if keep(i)] for f in self._files(sev)),  # lazily
                                      [[i for i in missing if i.severity == sev]])
             yield from (chunk for chunk in chunks if chunk)
 
 
 def spool_outputs(folder: str | Path, index: int, written: list[str],
-                  unchanged: list[str]) -> tuple[str | None, int, int]:
-    """A batch's output paths (written, unchanged) in `folder/<index>-outputs.pickle`; returns (the file, or None when
-    both are empty, and how many of each): a province's run writes tens of thousands of files, listed only for a
-    small run."""
-    if not written and not unchanged:
-        return None, 0, 0
-    file = write_atomic(Path(folder) / f"{index:06d}-outputs.pickle",
-                        pickle.dumps((written, unchanged), protocol=pickle.HIGHEST_PROTOCOL))
-    return str(file), len(written), len(unchanged)
+                  unchanged: list[str]) -> tuple[int, int]:
+    """A batch's output paths (written, unchanged) in `folder/<index>-outputs.pickle` (no file when both are
+    empty); returns how many of each: a province's run writes tens of thousands of files, listed only for a small
+    run (SpooledPaths)."""
+    if written or unchanged:
+        write_atomic(Path(folder) / f"{index:06d}-{OUTPUTS}.pickle",
+                     pickle.dumps((written, unchanged), protocol=pickle.HIGHEST_PROTOCOL))
+    return len(written), len(unchanged)
 
 
 class SpooledPaths(Sequence):
     """Output paths of one kind (0: written, 1: unchanged) of a run: those of each batch's spool_outputs file in
-    batch order, then `tail` (the few the main process wrote itself). Counted in memory, read back when iterated;
-    holds the run's IssueLog, whose folder the files are in."""
+    the log's folder, in batch order, then `tail` (the few the main process wrote itself). `count`: how many the
+    batches spooled (their sum of spool_outputs' numbers). Counted in memory, read back when iterated; holds the
+    run's IssueLog, whose folder the files are in."""
 
-    def __init__(self, parts: list[tuple[str | None, int, int]], kind: int, tail: Iterable[str] = (), log=None):
-        self._parts = [(file, counts[kind]) for file, *counts in parts if counts[kind]]
-        self._kind, self._tail, self._log = kind, list(tail), log
+    def __init__(self, log: IssueLog | None, kind: int, count: int = 0, tail: Iterable[str] = ()):
+        self._log, self._kind, self._count, self._tail = log, kind, count, list(tail)
 
     def __len__(self) -> int:
-        return sum(n for _, n in self._parts) + len(self._tail)
+        return self._count + len(self._tail)
 
     def __iter__(self) -> Iterator[str]:
-        for file, _ in self._parts:
-            with open(file, "rb") as fh:
-                yield from pickle.load(fh)[self._kind]
+        if self._count:
+            for file in sorted(self._log.folder.glob(f"*-{OUTPUTS}.pickle")):
+                with open(file, "rb") as fh:
+                    yield from pickle.load(fh)[self._kind]
         yield from self._tail
 
     def __getitem__(self, i):
@@ -222,8 +229,11 @@ def severity_counts(issues: IssueLog | Iterable[Issue]) -> Counter:
     return issues.counts if isinstance(issues, IssueLog) else Counter(i.severity for i in issues)
 
 
-def units_with_errors(issues: IssueLog | Iterable[Issue]) -> set:
-    """(单位编码, 财年) of every unit with an error, of a log or a list."""
-    if isinstance(issues, IssueLog):
-        return issues.with_errors
+def units_with_errors(issues: Iterable[Issue]) -> set:
+    """(单位编码, 财年) of every unit with an error, of a list of issues."""
     return {(i.unit, i.year) for i in issues if i.severity == SEVERITY_ERROR and i.unit}
+
+
+def error_unit_count(issues: IssueLog | Iterable[Issue]) -> int:
+    """How many units (单位编码, 财年) have an error, of a log or a list."""
+    return issues.error_units if isinstance(issues, IssueLog) else len(units_with_errors(issues))

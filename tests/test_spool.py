@@ -62,10 +62,14 @@ def test_counts_units_with_errors_and_iteration(tmp_path):
     batches = [[issue("错误", "A1"), issue("警告", "A1"), issue("错误", "", year=None)], [issue("提示", "B1")]]
     log = log_of(tmp_path, batches, [issue("警告", "", "bad.xlsx", year=None)])
     assert dict(log.counts) == {"错误": 2, "警告": 2, "提示": 1} and len(log) == 5 and log
-    assert log.with_errors == {("A1", 2023)}
+    assert log.error_units == 1  # A1 of 2023 (the error of no unit names none)
     assert sorted(map(repr, log)) == sorted(map(repr, [i for b in batches for i in b] + log.loose))
     assert spool.severity_counts(list(log)) == log.counts
-    assert spool.units_with_errors(list(log)) == log.with_errors
+    assert spool.error_unit_count(list(log)) == spool.error_unit_count(log) == 1
+    # units with errors add up over batches (each batch holds its own units) and the issues found before them
+    more = log_of(tmp_path, [[issue("错误", "A1"), issue("错误", "A1", "b.xlsx")], [issue("错误", "B1", year=2024)]],
+                  [issue("错误", "C1", "c.xlsx")])
+    assert more.error_units == 3 and spool.error_unit_count(list(more)) == 3
 
 
 def test_chunks_keep_filters_and_fall_back_when_batches_overlap(tmp_path):
@@ -81,7 +85,7 @@ def test_chunks_read_one_batch_at_a_time(tmp_path, monkeypatch):
     log = log_of(tmp_path, [[issue("错误", f"U{b}")] for b in range(5)])
     reads = []
     real = spool._read
-    monkeypatch.setattr(spool, "_read", lambda t, sev: reads.append((t, sev)) or real(t, sev))
+    monkeypatch.setattr(spool, "_read", lambda file: reads.append(file) or real(file))
     chunks = log.chunks()
     assert [i.unit for i in next(chunks)] == ["U0"] and len(reads) == 1
     assert [c[0].unit for c in chunks] == ["U1", "U2", "U3", "U4"]
@@ -132,16 +136,17 @@ def test_paths_written_are_spooled_per_batch_and_read_back_in_order(tmp_path):
     """A province's run writes tens of thousands of files: each batch's paths go to its spool file, the main process
     keeps their numbers; listing them reads the files back in batch order, then the few it wrote itself."""
     log = IssueLog.create(tmp_path)
-    parts = [spool_outputs(log.folder, 0, ["out/2023/A_甲.xlsx", "out/2023/A_甲.docx"], ["out/2023/B_乙.xlsx"]),
-             spool_outputs(log.folder, 1, [], []),  # nothing: no file
-             spool_outputs(log.folder, 2, ["out/2023/C_丙.xlsx"], [])]
-    assert parts[1] == (None, 0, 0) and parts[0][1:] == (2, 1)
-    written = SpooledPaths(parts, 0, ["out/2023/汇总.xlsx"], log)
-    unchanged = SpooledPaths(parts, 1, [], log)
+    counts = [spool_outputs(log.folder, 10, ["out/2023/C_丙.xlsx"], []),  # batch 10 after batch 2: by number
+              spool_outputs(log.folder, 0, ["out/2023/A_甲.xlsx", "out/2023/A_甲.docx"], ["out/2023/B_乙.xlsx"]),
+              spool_outputs(log.folder, 2, [], [])]  # nothing: no file
+    assert counts == [(1, 0), (2, 1), (0, 0)] and len(list(log.folder.glob("*-outputs.pickle"))) == 2
+    log.add(spool_batch(log.folder, 0, [issue("错误", "A1")]))  # issues spooled beside them are not paths
+    written = SpooledPaths(log, 0, 3, ["out/2023/汇总.xlsx"])
+    unchanged = SpooledPaths(log, 1, 1)
     assert len(written) == 4 and len(unchanged) == 1
     assert list(written) == ["out/2023/A_甲.xlsx", "out/2023/A_甲.docx", "out/2023/C_丙.xlsx", "out/2023/汇总.xlsx"]
     assert written[-1] == "out/2023/汇总.xlsx" and unchanged == ["out/2023/B_乙.xlsx"]
-    assert SpooledPaths([], 0) == [] and len(SpooledPaths([], 1, ["x"])) == 1
+    assert SpooledPaths(None, 0) == [] and len(SpooledPaths(None, 1, 0, ["x"])) == 1
     folder = log.folder
     del log
     gc.collect()
