@@ -119,10 +119,10 @@ class Evaluation:
 @dataclass
 class RunResult:
     """What a streamed run (`run_streaming`) keeps in the main process: the 汇总 figures of each unit in a UnitStore
-    on disk, the points lost per 汇总 line (summed over the batches) and the tallies of the issues and of the paths
+    on disk, the points lost per 汇总 line (summed over the batches) and the counts of the issues and of the paths
     written (the issues and the paths themselves are spooled to disk: spool.IssueLog, spool.SpooledPaths); never
-    score details, staged tables or workbooks, nor a row per unit. Same attribute names as Evaluation (store,
-    losses, issues), so that the summary tables and the end-of-run summary read either."""
+    score details, staged tables or workbooks, a row per unit or anything per batch. Same attribute names as
+    Evaluation (store, losses, issues), so that the summary tables and the end-of-run summary read either."""
 
     store: UnitStore
     losses: pd.DataFrame
