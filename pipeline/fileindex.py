@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .load import iter_workbooks
-from .sqlitedb import connect
+from .sqlitedb import connect, select_in
 
 _SCHEMA = """
 CREATE TABLE found(sort BLOB PRIMARY KEY, path BLOB NOT NULL) WITHOUT ROWID;
@@ -66,19 +66,11 @@ class FileIndex:
     def files_of(self, codes: list[str]) -> list[tuple]:
         """(path, cache key, result or None) of the files of the given 单位编码: unit by unit, each unit's files in
         input order."""
-        out = []
-        for i in range(0, len(codes), 500):  # within SQLite's limit on parameters
-            part = codes[i:i + 500]
-            out += self._rows(f"WHERE code IN ({','.join('?' * len(part))}) ORDER BY code, seq", part)
-        return out
+        return _decoded(select_in(self._db, f"{_FILES} WHERE code IN ({{marks}}) ORDER BY code, seq", codes))
 
     def loose(self) -> list[tuple]:
         """(path, cache key, result or None) of the files of no unit, in input order."""
-        return self._rows("WHERE code IS NULL ORDER BY seq")
-
-    def _rows(self, where: str, args=()) -> list[tuple]:
-        return [(os.fsdecode(path), key, None if inline is None else pickle.loads(inline))
-                for path, key, inline in self._db.execute(f"SELECT path, key, inline FROM files {where}", args)]
+        return _decoded(self._db.execute(f"{_FILES} WHERE code IS NULL ORDER BY seq"))
 
     def __contains__(self, key: object) -> bool:
         """Whether a file of the run has this cache key (incremental.cache_prune keeps those entries)."""
@@ -92,3 +84,11 @@ class FileIndex:
 
     def __exit__(self, *exc):
         self.close()
+
+
+_FILES = "SELECT path, key, inline FROM files"
+
+
+def _decoded(rows) -> list[tuple]:
+    """(path, cache key, result or None) of rows of _FILES."""
+    return [(os.fsdecode(path), key, None if inline is None else pickle.loads(inline)) for path, key, inline in rows]

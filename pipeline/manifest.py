@@ -23,7 +23,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from .atomic import atomic_output
-from .sqlitedb import connect
+from .sqlitedb import connect, select_in
 
 STATE_FILE = ".pipeline-state.sqlite"
 LEGACY_STATE_FILE = ".pipeline-state.json"  # format 1
@@ -91,13 +91,8 @@ class Manifest:
         codes = list(codes)
         if self._db is None or not codes:
             return {}
-        found = {}
-        for i in range(0, len(codes), 500):  # within SQLite's limit on parameters
-            part = codes[i:i + 500]
-            rows = self._db.execute(f"SELECT uid, hash, outputs FROM units WHERE code IN ({','.join('?' * len(part))})",
-                                    part)
-            found.update((uid, _entry(digest, outputs)) for uid, digest, outputs in rows)
-        return found
+        rows = select_in(self._db, "SELECT uid, hash, outputs FROM units WHERE code IN ({marks})", codes)
+        return {uid: _entry(digest, outputs) for uid, digest, outputs in rows}
 
     def entries(self) -> Iterator[tuple[str, int, dict]]:
         """(uid, 财年, entry) of every unit, in uid order, one row at a time."""

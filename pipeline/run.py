@@ -516,8 +516,9 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
                   force: bool = False, progress: bool = False, batch_size: int | None = None,
                   write: bool = True, spool_parent: Path | None = None) -> RunResult:
     """`python -m pipeline run`: every unit of input_dir scored and written in batches (see the module doc); the
-    main process keeps a few rows per unit, the file index and the manifests are on disk. Each batch's manifest
-    entries go into the new manifest as it returns; its points lost per 汇总 line are summed in batch order. With
+    main process keeps nothing per unit or per batch: the file index, the manifests and the units' 汇总 figures
+    are on disk. Each batch's manifest entries and unit rows go in as it returns; its points lost per 汇总 line
+    and issue tally are folded in batch order. With
     write=False (`check_input`) nothing but the staged-file cache is written and no manifest is read. Timings:
     "read" is the file map's wall time; the unit map's wall time is split into read / compute / write in proportion
     to the workers' time in each, and the per-year files and manifest count as write. The issues are spooled under

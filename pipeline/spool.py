@@ -43,12 +43,11 @@ OUTPUTS = "outputs"  # the name of a batch's spool file of output paths: <batch>
 class Tally:
     """What the main process keeps of one batch's issues."""
 
-    files: dict[str, str]                   # severity → the file of the batch's issues of units of that severity
     counts: dict[str, int]                  # severity → number of issues (all of the batch's issues)
     error_units: int                        # how many of its units (单位编码, 财年) have an error
     unitless: tuple[Issue, ...] = ()        # the issues of no unit, kept in memory (rare: files of no unit)
-    first: str = ""                         # the smallest and largest 单位编码 among the spooled issues
-    last: str = ""
+    first: str = ""                         # the smallest and largest 单位编码 among the spooled issues ("" when
+    last: str = ""                          # the batch spooled none)
 
 
 def _named(issue: Issue) -> bool:
@@ -64,10 +63,10 @@ def spool_batch(folder: str | Path, index: int, issues: list[Issue]) -> Tally:
     for i in issues:
         (by_severity.setdefault(i.severity, []) if _named(i) else unitless).append(i)
     units = sorted({i.unit for sev in by_severity.values() for i in sev})
-    files = {sev: str(write_atomic(Path(folder) / f"{index:06d}-{SEVERITY_ORDER[sev]}.pickle",
-                                   pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL)))
-             for sev, found in by_severity.items()}
-    return Tally(files, dict(severity_counts(issues)), len(units_with_errors(issues)),
+    for sev, found in by_severity.items():
+        write_atomic(Path(folder) / f"{index:06d}-{SEVERITY_ORDER[sev]}.pickle",
+                     pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL))
+    return Tally(dict(severity_counts(issues)), len(units_with_errors(issues)),
                  tuple(unitless), units[0] if units else "", units[-1] if units else "")
 
 
@@ -113,7 +112,7 @@ class IssueLog:
         self.counts.update(tally.counts)
         self.error_units += tally.error_units
         self.unitless.extend(tally.unitless)
-        if tally.files:
+        if tally.last:  # it spooled issues
             if self._last and tally.first <= self._last:
                 self.ordered = False
             self._last = max(self._last, tally.last)

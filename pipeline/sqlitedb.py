@@ -10,8 +10,10 @@ its larger of 250 pages and the cache)."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator, Sequence
 
 CACHE_KIB = 256
+PARAMS = 500  # values per IN (…) list, within SQLite's limit on parameters
 
 
 def connect(target: str = "", **options) -> sqlite3.Connection:
@@ -20,3 +22,11 @@ def connect(target: str = "", **options) -> sqlite3.Connection:
     db = sqlite3.connect(target, **options)
     db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     return db
+
+
+def select_in(db: sqlite3.Connection, sql: str, values: Sequence, args: tuple = ()) -> Iterator[tuple]:
+    """The rows of `sql` for every value of `values`: `sql` has one `IN ({marks})`, filled PARAMS values at a time
+    (one statement per part, the rows of each part in the statement's order); `args` are bound before the list."""
+    for i in range(0, len(values), PARAMS):
+        part = values[i:i + PARAMS]
+        yield from db.execute(sql.format(marks=",".join("?" * len(part))), (*args, *part))

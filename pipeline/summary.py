@@ -378,8 +378,9 @@ FORMATS = {"排名": "int", "单位编码": "text", "单位名称": "text", "总
            "三公经费实际支出数": "amount", "三公经费控制率": "percent"}
 
 
-def _columns(df: pd.DataFrame, default: str = "text") -> list[tuple[str, str]]:
-    return [(c, FORMATS.get(c, default)) for c in df.columns]
+def _columns(names, default: str = "text") -> list[tuple[str, str]]:
+    """(name, format) of each column name."""
+    return [(c, FORMATS.get(c, default)) for c in names]
 
 
 def _values(df: pd.DataFrame) -> list[list]:
@@ -390,7 +391,7 @@ def _values(df: pd.DataFrame) -> list[list]:
 
 def _table(book, ws, top: int, df: pd.DataFrame, default: str = "text") -> int:
     """A header row and the rows of `df` (render.Book.grid); returns the next free row."""
-    return book.grid(ws, top, _columns(df, default), _values(df), len(df))
+    return book.grid(ws, top, _columns(df.columns, default), _values(df), len(df))
 
 
 def write_summary(tables: dict[str, pd.DataFrame], path: Path, year: int) -> Path:
@@ -423,7 +424,7 @@ def _ranking_sheet(book, tables, year: int) -> None:
 def _chunked(book, ws, top: int, table: Table, default: str, bold_last: bool = False) -> None:
     """A header row and the rows of a Table, chunk after chunk; with bold_last the label of its last row (a 合计
     row) in bold."""
-    columns = [(c, FORMATS.get(c, default)) for c in table.columns]
+    columns = _columns(table.columns, default)
     book.grid(ws, top, columns, [[] for _ in columns], 0)
     row, last = top + 1, top + len(table)
     for chunk in table:
@@ -492,7 +493,7 @@ SEVERITY_FORMATS = {"错误": "error", "警告": "warning"}
 def _issues_sheet(book, chunks: Iterable[dict[str, list]]) -> None:
     """The 数据问题 sheet from issues_tables' chunks, written as they come."""
     ws = book.sheet("数据问题", header_rows=0)
-    columns = [(c, FORMATS.get(c, "text")) for c in ISSUE_COLUMNS]
+    columns = _columns(ISSUE_COLUMNS)
     book.table(ws, 0, columns, [])  # the header
     n = 0
     for chunk in chunks:

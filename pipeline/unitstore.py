@@ -15,11 +15,10 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from .sqlitedb import connect
+from .sqlitedb import connect, select_in
 
 CHUNK = 500  # rows per chunk read back
 YEAR, CODE, NAME, SCORE = "财年", "单位编码", "单位名称", "总分"  # columns the store orders and filters by
-_PARAMS = 500  # codes per IN (…) statement, within SQLite's limit on parameters
 
 
 class UnitStore:
@@ -113,15 +112,10 @@ class UnitStore:
 
     def names(self, year: int, codes: list[str]) -> dict[str, str]:
         """单位编码 → 单位名称 of the given codes of one 财年 (those present)."""
-        out: dict[str, str] = {}
-        where, args = self._where(year)
-        codes = list(dict.fromkeys(codes))
-        for i in range(0, len(codes), _PARAMS):
-            part = codes[i:i + _PARAMS]
-            out.update(self._db.execute(
-                f"SELECT {self._col(CODE)}, {self._col(NAME)} FROM units {where} AND {self._col(CODE)} "
-                f"IN ({','.join('?' * len(part))}) ORDER BY batch, pos", (*args, *part)).fetchall())
-        return out
+        code = self._col(CODE)
+        return dict(select_in(self._db, f"SELECT {code}, {self._col(NAME)} FROM units WHERE {self._col(YEAR)} = ? "
+                                        f"AND {code} IN ({{marks}}) ORDER BY batch, pos",
+                              list(dict.fromkeys(codes)), (int(year),)))
 
     def close(self) -> None:
         self._db.close()
