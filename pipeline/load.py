@@ -33,6 +33,7 @@ from .numbers import cell_ref, is_blank
 from .spec import (
     ALL_TEMPLATES, HELP_SHEET, META_SHEET, TEMPLATES_BY_TYPE, TemplateSpec, normalize_label, normalize_sheet_name,
 )
+from .ziparchive import UnsupportedZip, ZipReader
 
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls")
 ZIP_SUFFIXES = (".xlsx", ".xlsm")
@@ -44,6 +45,7 @@ MAX_ZIP_ENTRIES = 10_000
 MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 200  # per entry, only checked for entries above 1 MiB uncompressed
 
+Package = ZipReader | zipfile.ZipFile  # an opened .xlsx/.xlsm: `infolist`, `namelist`, `read`
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and also encrypted (password-protected) .xlsx
 _FIX_RESAVE = "请用 Excel 或 WPS 打开后另存为 .xlsx 格式，再重新放入输入目录"
 
@@ -205,7 +207,7 @@ def read_input(path: Path) -> tuple[bytes, tuple[str, str] | None]:
         return b"", ("file-unreadable", f"读取失败（{exc.strerror or exc}）。请确认文件没有被其他程序占用且有读取权限")
 
 
-def _precheck(path: Path, data: bytes) -> tuple[tuple[str, str] | None, zipfile.ZipFile | None]:
+def _precheck(path: Path, data: bytes) -> tuple[tuple[str, str] | None, Package | None]:
     """Reject, before parsing, what the parser should never see: empty files, encrypted workbooks and zip archives
     that would expand to an absurd size (zip bombs). Returns (problem, the opened zip package of an .xlsx/.xlsm that
     passed, else None)."""
@@ -219,12 +221,17 @@ def _precheck(path: Path, data: bytes) -> tuple[tuple[str, str] | None, zipfile.
     return _zip_precheck(data)
 
 
-def _zip_precheck(data: bytes) -> tuple[tuple[str, str] | None, zipfile.ZipFile | None]:
+def _zip_precheck(data: bytes) -> tuple[tuple[str, str] | None, Package | None]:
+    """The zip-bomb checks on the package's directory; the package is read by ziparchive.ZipReader, or by zipfile
+    when it is not the plain case that reader handles."""
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))  # in memory: nothing to close
-        infos = zf.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError):
-        return ("file-unreadable", f"文件已损坏或不是 Excel 工作簿（可能下载或复制不完整），{_FIX_RESAVE}"), None
+        zf = ZipReader(data)
+    except UnsupportedZip:
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(data))  # in memory: nothing to close
+        except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError):
+            return ("file-unreadable", f"文件已损坏或不是 Excel 工作簿（可能下载或复制不完整），{_FIX_RESAVE}"), None
+    infos = zf.infolist()
     total = sum(i.file_size for i in infos)
     too_compressed = any(
         i.file_size > 1024 * 1024 and i.file_size > MAX_COMPRESSION_RATIO * max(i.compress_size, 1) for i in infos
@@ -416,7 +423,7 @@ _PERCENT_BUILTIN = {9, 10}
 _REL_ID = "http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"  # as _xml_elements spells it
 
 
-def _sheet_xml_facts(zf: zipfile.ZipFile, wanted: set[str] | None = None) -> dict[str, _SheetFacts]:
+def _sheet_xml_facts(zf: Package, wanted: set[str] | None = None) -> dict[str, _SheetFacts]:
     """Sheet name → facts (of the `wanted` sheets, default all) of the opened package. Any surprise in the package
     gives {} (the values calamine read are still used)."""
     try:
@@ -477,7 +484,7 @@ def _memo_by_content(parse):
     return parse_or_recall
 
 
-def _sheet_parts(zf: zipfile.ZipFile) -> MappingProxyType:
+def _sheet_parts(zf: Package) -> MappingProxyType:
     """Sheet name → its part path, through workbook.xml and its relationships."""
     return _sheet_parts_of(zf.read("xl/workbook.xml"), zf.read("xl/_rels/workbook.xml.rels"))
 
@@ -497,7 +504,7 @@ def _sheet_parts_of(book_xml: bytes, rels_xml: bytes) -> MappingProxyType:
     return MappingProxyType(out)
 
 
-def _percent_styles(zf: zipfile.ZipFile) -> frozenset[int]:
+def _percent_styles(zf: Package) -> frozenset[int]:
     """Indexes into cellXfs whose number format shows a percentage."""
     if "xl/styles.xml" not in zf.namelist():
         return frozenset()

@@ -17,10 +17,11 @@ from xlsx_factory import write_xlsx
 
 from pipeline.load import (
     RawSheet, SourceFile, _cells, _grid, _meta_key, _percent_styles_of, _sheet_key, _sheet_parts_of,
-    _sheet_xml_facts, _values, load_file,
+    _sheet_xml_facts, _values, _zip_precheck, load_file,
 )
 from pipeline.spec import BUDGET_EXECUTION, WORK_STATISTICS
 from pipeline.staging import _kv_locations, stage_file
+from pipeline.ziparchive import ZipReader
 
 # --- a hand-made package: two sheets, four cell styles ----------------------------------------------------------
 
@@ -49,13 +50,17 @@ _SHEET2 = f'<?xml version="1.0"?><worksheet {_NS}><sheetData><row r="1"><c r="A1
 
 
 def _package(styles: str = _STYLES, **replace: str) -> zipfile.ZipFile:
+    return zipfile.ZipFile(io.BytesIO(_package_bytes(styles, **replace)))
+
+
+def _package_bytes(styles: str = _STYLES, **replace: str) -> bytes:
     parts = {"xl/workbook.xml": _WORKBOOK, "xl/_rels/workbook.xml.rels": _RELS, "xl/styles.xml": styles,
              "xl/worksheets/sheet1.xml": _SHEET1, "xl/worksheets/sheet2.xml": _SHEET2, **replace}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, text in parts.items():
             zf.writestr(name, text.encode())
-    return zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    return buf.getvalue()
 
 
 def _facts(zf: zipfile.ZipFile) -> dict[str, tuple]:
@@ -97,6 +102,16 @@ def test_packages_differing_only_in_styles_get_their_own_percent_cells():
     assert _facts(_package(_OTHER_STYLES))["数据"][0] == ["C1"]
     assert _facts(_package(_OTHER_STYLES))["其他"][0] == ["A1"]
     assert _facts(_package())["其他"][0] == []
+
+
+def test_the_facts_are_the_same_through_either_zip_reader():
+    """The precheck opens a plain package with ziparchive.ZipReader and anything else (here: bytes before the
+    archive, which zipfile allows for) with zipfile; the facts read through either are the hand-made package's."""
+    expected = {"数据": (["A1", "B1"], ["D1"], ["A2:A4"], [5]), "其他": ([], [], [], [])}
+    problem, fast = _zip_precheck(_package_bytes())
+    assert problem is None and isinstance(fast, ZipReader) and _facts(fast) == expected
+    problem, slow = _zip_precheck(b"MZ stub before the archive" + _package_bytes())
+    assert problem is None and isinstance(slow, zipfile.ZipFile) and _facts(slow) == expected
 
 
 def test_a_large_part_is_parsed_but_not_kept():

@@ -12,7 +12,7 @@ import zlib
 import pytest
 
 from pipeline import ziparchive
-from pipeline.ziparchive import Deflated, ZipLimitError, deflated, zip_archive
+from pipeline.ziparchive import Deflated, UnsupportedZip, ZipLimitError, ZipReader, deflated, zip_archive
 
 ENTRIES = [
     ("[Content_Types].xml", b'<?xml version="1.0"?><Types>' + b"<Default/>" * 200 + b"</Types>"),
@@ -94,3 +94,96 @@ def test_a_deflated_entry_is_its_name_crc_size_and_data():
     assert isinstance(entry, Deflated)
     assert (entry.name, entry.crc, entry.size) == ("a.xml", zlib.crc32(b"abc" * 100), 300)
     assert zlib.decompress(entry.data, -15) == b"abc" * 100
+
+
+# --- reading: ZipReader ----------------------------------------------------------------------------------------
+
+
+def _zipfile_bytes(entries, compression=zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as z:
+        for name, data in entries:
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _same_as_zipfile(data: bytes) -> None:
+    theirs, ours = zipfile.ZipFile(io.BytesIO(data)), ZipReader(data)
+    assert ours.namelist() == theirs.namelist()
+    assert [(i.file_size, i.compress_size) for i in ours.infolist()] == \
+        [(i.file_size, i.compress_size) for i in theirs.infolist()]
+    for name in theirs.namelist():
+        assert ours.read(name) == theirs.read(name)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: zip_archive(ENTRIES),
+    lambda: _zipfile_bytes(ENTRIES),
+    lambda: _zipfile_bytes(ENTRIES, zipfile.ZIP_STORED),
+], ids=["ours", "zipfile-deflated", "zipfile-stored"])
+def test_the_reader_reads_what_zipfile_reads(make):
+    data = make()
+    _same_as_zipfile(data)
+    assert ZipReader(data).read("docs/评分明细.xml") == "非 ASCII 的名称".encode()
+    with pytest.raises(KeyError):
+        ZipReader(data).read("missing.xml")
+
+
+def test_the_reader_reads_every_shipped_workbook():
+    from pipeline.cli import EXAMPLE_INPUT
+
+    books = sorted(EXAMPLE_INPUT.rglob("*.xlsx"))
+    assert len(books) >= 5
+    for path in books:
+        _same_as_zipfile(path.read_bytes())
+
+
+def test_a_name_without_the_utf8_flag_is_cp437():
+    data = zip_archive([("abc.xml", b"x")])
+    flagged = data.replace(b"abc.xml", "ab\u00e9.xml".encode("cp437"))  # é is 0x82 in cp437, one byte like c
+    assert ZipReader(flagged).namelist() == ["abé.xml"]
+
+
+def _central(data: bytes, name: bytes) -> int:
+    """The offset of `name`'s central directory record."""
+    at = data.index(b"PK\x01\x02")
+    while data[at + 46:at + 46 + len(name)] != name:
+        at = data.index(b"PK\x01\x02", at + 1)
+    return at
+
+
+def _patched(data: bytes, at: int, fmt: str, value) -> bytes:
+    import struct
+
+    out = bytearray(data)
+    struct.pack_into(fmt, out, at, value)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: b"#!junk before the archive\n" + d,                         # self-extracting style: offsets shift
+    lambda d: d + b"junk after",                                          # bytes after the end record
+    lambda d: d[:len(d) // 2],                                            # truncated: no end record
+    lambda d: _patched(d, _central(d, b"empty.txt") + 8, "<H", 1),        # encrypted (flag bit 0)
+    lambda d: _patched(d, _central(d, b"empty.txt") + 10, "<H", 12),      # bzip2
+    lambda d: _patched(d, _central(d, b"empty.txt") + 24, "<L", 0xFFFFFFFF),  # size in a ZIP64 field
+    lambda d: _patched(d, _central(d, b"empty.txt") + 6, "<H", 99),       # needs version 9.9 (zipfile refuses it)
+    lambda d: d.replace("评分".encode(), b"\xff\xfe\xfd\xfc\xfb\xfa"),  # flagged UTF-8, and not UTF-8
+], ids=["prepended", "appended", "truncated", "encrypted", "bzip2", "zip64", "too-new", "not-utf8"])
+def test_what_the_reader_does_not_handle_is_refused_at_once(change):
+    with pytest.raises(UnsupportedZip):
+        ZipReader(change(zip_archive(ENTRIES)))
+
+
+def test_a_member_is_never_inflated_past_its_declared_size_and_its_crc_is_checked():
+    data = zip_archive(ENTRIES)
+    at = _central(data, b"xl/worksheets/sheet1.xml")
+    size = len("<c>预算执行率 90.63%</c>".encode()) * 500
+    smaller = _patched(data, at + 24, "<L", 100)  # declares 100 bytes: inflating stops at 101 and refuses
+    with pytest.raises(UnsupportedZip):
+        ZipReader(smaller).read("xl/worksheets/sheet1.xml")
+    wrong_crc = _patched(data, at + 16, "<L", 12345)
+    with pytest.raises(UnsupportedZip):
+        ZipReader(wrong_crc).read("xl/worksheets/sheet1.xml")
+    assert len(ZipReader(data).read("xl/worksheets/sheet1.xml")) == size
+    assert ZipReader(smaller).read("[Content_Types].xml") == ENTRIES[0][1]  # the other members still read
