@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import os
 import pickle
@@ -26,14 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pandas.api.internals import create_dataframe_from_blocks
 
 from . import __version__
 from .atomic import write_atomic
 from .dataset import UNIT_TYPES, unit_key
 from .issues import Issue
 from .load import load_file, read_input
-from .staging import StagedFile, stage_file
+from .staging import StagedFile, stage_file, table_frame
 
 CACHE_DIR = ".cache"  # staged files by content hash
 
@@ -44,11 +42,12 @@ def load_and_stage(job: tuple[str, str]):
     return _stage_loaded(load_file(path, root))
 
 
-def _stage_loaded(loaded):
+def _stage_loaded(loaded, packed: bool = False):
+    """(StagedFile or None, issues) of load_file's result; packed: its tables left as packed blocks (stage_file)."""
     source, problems = loaded
     if source is None:
         return None, problems
-    staged_file, more = stage_file(source)
+    staged_file, more = stage_file(source, packed=packed)
     return staged_file, problems + more
 
 
@@ -74,9 +73,11 @@ def stage_cached(job: tuple[str, str, str | None, bool, bool]):
     elif not force:
         result = cache_get(cache_dir, key)
     if result is None:
-        result = _stage_loaded(load_file(path, root, data=data, sha256=digest.hex()))
+        # Staged for the cache only (not wanted back): its tables stay in the packed form the cache stores.
+        result = _stage_loaded(load_file(path, root, data=data, sha256=digest.hex()), packed=not want)
         if not cache_put(cache_dir, key, result):
-            key = None  # the cache cannot be written: the result travels instead
+            key = None  # the cache cannot be written: the result travels instead, its tables as frames
+            result = _with_frames(result)
     return key, unit_of(result), result if want or key is None else None
 
 
@@ -173,10 +174,10 @@ _PICKLE_PROTOCOL = 5  # bytearray travels as itself (a writable buffer for the n
 # --- the entry's result as plain data ---------------------------------------------------------------------------
 #
 # (StagedFile or None, issues) → (StagedFile's fields in order with `tables` packed, issues' fields as tuples). A
-# staged table (RangeIndex, text labels, float64 / int64 / object blocks, see staging._table_frame) is packed as
-# its row count, column labels and dtype and each block's (dtype, column positions, values: the raw bytes of a
-# numeric block, the flat list of an object block's values), and rebuilt from those blocks as staging builds it.
-# Any other frame is pickled as it is.
+# staged table is stored as staging.table_blocks gives it (the file map stages straight into that form) or, a frame
+# of that shape, packed the same way from its blocks (_pack_frame): its row count, column labels and their dtype,
+# and each block's (dtype, number of columns, column positions, values: the raw bytes of a numeric block, the flat
+# list of an object block's values); staging.table_frame builds it again. Any other frame is pickled as it is.
 
 _STAGED_FIELDS = tuple(f.name for f in dataclasses.fields(StagedFile))
 _ISSUE_FIELDS = tuple(f.name for f in dataclasses.fields(Issue))
@@ -190,7 +191,7 @@ def _pack_result(result) -> tuple:
         return None, packed_issues
     values = [getattr(staged, name) for name in _STAGED_FIELDS]
     at = _STAGED_FIELDS.index("tables")
-    values[at] = {name: _pack_frame(df) for name, df in values[at].items()}
+    values[at] = {name: t if type(t) is tuple else _pack_frame(t) for name, t in values[at].items()}
     return values, packed_issues
 
 
@@ -200,8 +201,16 @@ def _unpack_result(packed) -> tuple:
     if values is None:
         return None, issues
     staged = StagedFile(*values)
-    staged.tables = {name: _unpack_frame(p) for name, p in staged.tables.items()}
+    staged.tables = {name: table_frame(p) for name, p in staged.tables.items()}
     return staged, issues
+
+
+def _with_frames(result) -> tuple:
+    """A staged result with any table left packed (stage_file(packed=True)) built as its DataFrame."""
+    staged, _issues = result
+    if staged is not None:
+        staged.tables = {name: table_frame(t) if type(t) is tuple else t for name, t in staged.tables.items()}
+    return result
 
 
 def _pack_frame(df: pd.DataFrame) -> tuple:
@@ -232,32 +241,6 @@ def _pack_frame(df: pd.DataFrame) -> tuple:
     if not plain:
         return ("frame", df)
     return ("blocks", len(index), tuple(labels), str(columns.dtype), blocks)
-
-
-def _unpack_frame(packed) -> pd.DataFrame:
-    if packed[0] == "frame":
-        df = packed[1]
-        if not isinstance(df, pd.DataFrame):
-            raise TypeError("not a table")
-        return df
-    _tag, n, labels, labels_dtype, packed_blocks = packed
-    blocks = []
-    for dtype, width, positions, data in packed_blocks:
-        dtype = np.dtype(dtype)
-        if dtype == object:
-            values = np.fromiter(data, dtype=object, count=width * n).reshape(width, n)
-        else:
-            values = np.frombuffer(data, dtype=dtype).reshape(width, n)
-        blocks.append((values, np.array(positions, dtype=np.intp)))
-    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex.from_range(range(n)),
-                                       columns=_labels(labels, labels_dtype).view())
-
-
-@functools.lru_cache(maxsize=64)
-def _labels(labels: tuple[str, ...], dtype: str) -> pd.Index:
-    """The column Index of a staged table, per spelling of its labels (a handful per process; never modified: each
-    frame gets a view)."""
-    return pd.Index(list(labels), dtype=dtype)
 
 
 STALE_TEMPORARY = 3600  # seconds after which a temporary cache entry is a killed run's leftover

@@ -366,9 +366,13 @@ def _raw_str(raw) -> str:
     return str(raw)
 
 
-def stage_file(src: SourceFile) -> tuple[StagedFile, list[Issue]]:
+def stage_file(src: SourceFile, *, packed: bool = False) -> tuple[StagedFile, list[Issue]]:
     """Stage every sheet of the file's template. Required sheets that are missing are 错误; optional ones (月度支出)
-    may be absent. A file with no recognised template yields an empty StagedFile (load already reported it)."""
+    may be absent. A file with no recognised template yields an empty StagedFile (load already reported it).
+
+    packed=True leaves each table as its packed blocks (see table_blocks) instead of a DataFrame: what the
+    staged-file cache stores, for a caller that only stores it (the file map): the frame would be built only to be
+    taken apart again."""
     t = src.template
     staged = StagedFile(
         rel=src.rel, sha256=src.sha256, template_type=t.type if t else None,
@@ -383,6 +387,8 @@ def stage_file(src: SourceFile) -> tuple[StagedFile, list[Issue]]:
         if raw is None and spec.required:
             issues.append(_missing_sheet(ctx, t.type))
         issues += (_stage_kv if spec.kind == "kv" else _stage_table)(staged, spec, raw, ctx)
+    if not packed:
+        staged.tables = {name: table_frame(blocks) for name, blocks in staged.tables.items()}
     if t is not None:
         refused = _incompatible_version(staged, t, src)
         if refused is not None:  # nothing of the file is used: its other issues would point at a layout not read
@@ -527,11 +533,11 @@ def _stage_table(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx:
     non-subtotal Excel row below the header."""
     rows = raw.rows() if raw is not None else []
     if not rows or not rows[0][1]:  # no sheet, or no cells
-        staged.tables[spec.name], staged.colmaps[spec.name] = empty_table(spec), {}
+        staged.tables[spec.name], staged.colmaps[spec.name] = table_blocks(spec, None, [], ctx), {}
         return [] if raw is None or not spec.required else [_header_not_found(ctx, spec)]
     header_row, colmap, issues = _find_header(rows[:HEADER_SCAN_ROWS], spec, ctx)
     if header_row is None:
-        staged.tables[spec.name], staged.colmaps[spec.name] = empty_table(spec), {}
+        staged.tables[spec.name], staged.colmaps[spec.name] = table_blocks(spec, None, [], ctx), {}
         return issues
     # The whole sheet is staged as plain Python lists, one column list per field, and becomes a DataFrame once:
     # pandas objects per row or per cell cost far more than parsing the cells.
@@ -543,7 +549,7 @@ def _stage_table(staged: StagedFile, spec: SheetSpec, raw: RawSheet | None, ctx:
             if record is not None:
                 kept.append(record)
                 row_numbers.append(row)
-    staged.tables[spec.name] = _table_frame(spec, list(zip(*kept)) if kept else None, row_numbers, ctx)
+    staged.tables[spec.name] = table_blocks(spec, list(zip(*kept)) if kept else None, row_numbers, ctx)
     staged.colmaps[spec.name] = {name: _letter(c) for name, c in colmap.items()}
     return issues
 
@@ -562,47 +568,80 @@ def empty_table(spec: SheetSpec) -> pd.DataFrame:
 
 @functools.lru_cache(maxsize=None)
 def _empty_table(spec: SheetSpec) -> pd.DataFrame:
-    return _table_frame(spec, None, [], _Ctx("", "", spec.name))
+    return table_frame(table_blocks(spec, None, [], _Ctx("", "", spec.name)))
 
 
-def _table_frame(spec: SheetSpec, columns: list | None, rows: list[int], ctx: _Ctx) -> pd.DataFrame:
-    """Column sequences (one per spec field; None when there are no rows) of the Excel rows `rows` → DataFrame.
-    Numeric kinds as float64, `_row` as int64, everything else object (so blanks stay None rather than being turned
-    into NaN by pandas' string inference). Built as its blocks (one per dtype, see _table_layout), each filled in one
-    np.fromiter over its columns one after the other (its row-major order; each value one element, an object never
-    nested): the public constructor would infer pandas 3's `str` dtype for object columns, and assembling column by
-    column costs several times more than the cells' own parsing."""
+def table_blocks(spec: SheetSpec, columns: list | None, rows: list[int], ctx: _Ctx) -> tuple:
+    """A staged table as its packed blocks, from its column sequences (one per spec field; None when there are no
+    rows) of the Excel rows `rows`: ("blocks", row count, column labels, their dtype, [(dtype, number of columns,
+    column positions, values)]), the values of a numeric block its raw bytes (column after column), of an object
+    block the flat list of its values. Numeric kinds are float64, `_row` int64, everything else object (so blanks
+    stay None rather than being turned into NaN by pandas' string inference). The blocks are grouped by dtype as
+    pandas groups the columns of a frame (see _table_layout). This is the form the staged-file cache stores;
+    table_frame builds the DataFrame from it: the public constructor would infer pandas 3's `str` dtype for object
+    columns, and assembling column by column costs several times more than the cells' own parsing."""
     n = len(rows)
-    column_index, layout = _table_layout(spec)
+    labels, labels_dtype, layout = _table_layout(spec)
     width = len(spec.fields)
     tech = {"_file": ctx.file, "_sheet": ctx.sheet}
     blocks = []
     for dtype, positions in layout:
         k = len(positions)
         if dtype == np.int64:  # `_row`, the only int64 column
-            values = np.array(rows, dtype=np.int64).reshape(1, n)
+            values = bytearray(np.array(rows, dtype=np.int64))
         elif columns is None:
-            values = np.empty((k, 0), dtype=dtype)
+            values = [] if dtype == object else bytearray()
         else:
-            parts = [columns[i] if i < width else (tech[TECH_COLUMNS[i - width]],) * n for i in positions]
-            values = np.fromiter(chain.from_iterable(parts), dtype=dtype, count=k * n).reshape(k, n)
+            parts = chain.from_iterable(columns[i] if i < width else (tech[TECH_COLUMNS[i - width]],) * n
+                                        for i in positions)
+            values = list(parts) if dtype == object else bytearray(np.fromiter(parts, dtype=dtype, count=k * n))
+        blocks.append((dtype.str, k, list(positions), values))
+    return "blocks", n, labels, labels_dtype, blocks
+
+
+def table_frame(packed: tuple) -> pd.DataFrame:
+    """The DataFrame of a table's packed blocks (table_blocks; ("frame", df) for a frame of another shape, as the
+    staged-file cache keeps one): each block one 2-D array (an object block filled in one np.fromiter, each value one
+    element, never nested; a numeric one over its bytes, not copied)."""
+    if packed[0] == "frame":
+        df = packed[1]
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError("not a table")
+        return df
+    _tag, n, labels, labels_dtype, packed_blocks = packed
+    blocks = []
+    for dtype, width, positions, data in packed_blocks:
+        dtype = np.dtype(dtype)
+        if dtype == object:
+            values = np.fromiter(data, dtype=object, count=width * n).reshape(width, n)
+        else:
+            values = np.frombuffer(data, dtype=dtype).reshape(width, n)
         blocks.append((values, np.array(positions, dtype=np.intp)))
     # A view: each frame gets its own Index object over the shared labels.
     return create_dataframe_from_blocks(blocks, index=pd.RangeIndex.from_range(range(n)),
-                                       columns=column_index.view())
+                                       columns=_labels(labels, labels_dtype).view())
+
+
+@functools.lru_cache(maxsize=64)
+def _labels(labels: tuple[str, ...], dtype: str) -> pd.Index:
+    """The column Index of a staged table, per spelling of its labels (a handful per process; never modified: each
+    frame gets a view)."""
+    return pd.Index(list(labels), dtype=dtype)
 
 
 @_memo_per_spec
-def _table_layout(spec: SheetSpec) -> tuple[pd.Index, tuple[tuple[np.dtype, tuple[int, ...]], ...]]:
-    """A staged table's column labels and its block layout: column positions grouped by dtype (float64 numeric
-    fields, int64 `_row`, object the rest), groups in the order of their first column, as pandas groups the columns
-    of a frame it builds from arrays. Per spec, of which there are a handful."""
+def _table_layout(spec: SheetSpec) -> tuple[tuple[str, ...], str, tuple[tuple[np.dtype, tuple[int, ...]], ...]]:
+    """A staged table's column labels, their Index's dtype and its block layout: column positions grouped by dtype
+    (float64 numeric fields, int64 `_row`, object the rest), groups in the order of their first column, as pandas
+    groups the columns of a frame it builds from arrays. Per spec, of which there are a handful."""
     kinds = [np.dtype(np.float64) if f.kind in NUMERIC_KINDS else np.dtype(object) for f in spec.fields]
     kinds += [np.dtype(object), np.dtype(object), np.dtype(np.int64)]  # TECH_COLUMNS
     groups: dict[np.dtype, list[int]] = {}
     for i, kind in enumerate(kinds):
         groups.setdefault(kind, []).append(i)
-    return pd.Index(table_columns(spec)), tuple((kind, tuple(positions)) for kind, positions in groups.items())
+    labels = pd.Index(table_columns(spec))
+    return (tuple(labels.tolist()), str(labels.dtype),
+            tuple((kind, tuple(positions)) for kind, positions in groups.items()))
 
 
 def _find_header(rows: list[tuple[int, list]], spec: SheetSpec,
