@@ -56,7 +56,7 @@ golden: $(STAMP)
 clean:
 	rm -rf output/*/ output/.cache output/.pipeline-state.sqlite output/.pipeline-state.json .pytest_cache
 
-## Developers: time one unit, then N generated units beside the floor (figures go into the README): make bench UNITS="100 1000"
+## Developers: time one unit, then N generated units beside the floor (figures go into the README): make bench UNITS="100 1000" REPEAT=3
 bench: $(STAMP)
 	$(PYTHON) -m pipeline.bench
-	$(PYTHON) -m pipeline.bench run --units $(UNITS) $(if $(WORKERS),--workers $(WORKERS))
+	$(PYTHON) -m pipeline.bench run --units $(UNITS) $(if $(WORKERS),--workers $(WORKERS)) $(if $(REPEAT),--repeat $(REPEAT))

@@ -220,54 +220,68 @@ def _peak_mb() -> dict[str, float]:
     return {"peak_mb": round(own, 1), "peak_child_mb": round(child, 1)}
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its children that have ended (a process pool's workers
+    once it is shut down). Unlike wall time, this does not count the time the machine gave to others."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def measure_pipeline(input_dir: Path, output_dir: Path, workers: int | None, scheduler: str | None = None,
                      force: bool = False) -> dict:
     """One `run` in this process, as the CLI does it (into a fresh output folder: a full run that fills the cache
-    and the manifest; into the same folder again: an incremental rerun); stage times, units, and peak memory."""
+    and the manifest; into the same folder again: an incremental rerun); stage times, units, peak memory and the
+    CPU seconds of this process and its workers (None on a Dask cluster, whose workers are not ours)."""
     from .framework import default_framework_path, load_framework
     from .parallel import make_executor
     from .run import run_streaming
 
+    cpu = _cpu_seconds()
     t0 = time.perf_counter()
     fw, _ = load_framework(default_framework_path())
     with make_executor(workers, scheduler) as ex:
         res = run_streaming(input_dir, fw, output_dir, executor=ex, force=force)
     wall = time.perf_counter() - t0
     return {"units": res.store.count(), "files": res.files, "wall": wall, **res.timings,
-            "written": len(res.outputs["written"]), **_peak_mb()}
+            "cpu": None if scheduler else _cpu_seconds() - cpu, "written": len(res.outputs["written"]),
+            **_peak_mb()}
 
 
-def _floor_read(paths: list[str]) -> float:
+def _floor_read(paths: list[str]) -> tuple[float, float]:
+    """(seconds, CPU seconds) to read `paths` with calamine, every sheet."""
     import python_calamine
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for p in paths:
         book = python_calamine.CalamineWorkbook.from_path(p)
         for name in book.sheet_names:
             book.get_sheet_by_name(name).to_python(skip_empty_area=False)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def _floor_write(job: tuple[list[str], str]) -> float:
+def _floor_write(job: tuple[list[str], str]) -> tuple[float, float]:
     """Write, for each given output file, the same file with no computation: an .xlsx as a plain xlsxwriter workbook
     with the same sheets and cell values (read untimed with calamine), any other file (report, CSV, sidecar) as its
-    bytes (read untimed). The cost of writing that many files of that size."""
+    bytes (read untimed). The cost of writing that many files of that size: (seconds, CPU seconds)."""
     import python_calamine
     import xlsxwriter
 
     paths, out = job
-    spent = 0.0
+    spent = cpu = 0.0
     for k, p in enumerate(paths):
         target = Path(out) / f"{os.getpid()}_{k}{Path(p).suffix}"
         if not p.endswith(".xlsx"):
             data = Path(p).read_bytes()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             target.write_bytes(data)
             spent += time.perf_counter() - t0
+            cpu += time.process_time() - c0
             continue
         book = python_calamine.CalamineWorkbook.from_path(p)
         sheets = {n: book.get_sheet_by_name(n).to_python() for n in book.sheet_names}
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         wb = xlsxwriter.Workbook(str(target), {"in_memory": True})
         for name, rows in sheets.items():
             ws = wb.add_worksheet(name)
@@ -277,7 +291,8 @@ def _floor_write(job: tuple[list[str], str]) -> float:
                         ws.write(r, c, v)
         wb.close()
         spent += time.perf_counter() - t0
-    return spent
+        cpu += time.process_time() - c0
+    return spent, cpu
 
 
 def deal(paths: list[str], workers: int) -> list[list[str]]:
@@ -291,7 +306,8 @@ def deal(paths: list[str], workers: int) -> list[list[str]]:
 
 def measure_floor(input_dir: Path, produced_dir: Path, scratch: Path, workers: int) -> dict:
     """Read every input workbook (calamine, all sheets) and write every file the pipeline wrote (see _floor_write),
-    split over `workers` processes like the pipeline. Times are the slowest worker's."""
+    split over `workers` processes like the pipeline. Times are the slowest worker's; CPU seconds are all workers'
+    in the timed parts."""
     from .load import discover_paths
     from .manifest import STATE_FILE
     from .parallel import make_executor
@@ -307,7 +323,8 @@ def measure_floor(input_dir: Path, produced_dir: Path, scratch: Path, workers: i
         reads = [t for _, t in ex.imap(_floor_read, deal(inputs, w))]
         t1 = time.perf_counter()
         writes = [t for _, t in ex.imap(_floor_write, [(share, str(scratch)) for share in deal(outputs, w)])]
-    return {"read": max(reads), "write": max(writes), "floor": max(reads) + max(writes),
+    read, write = max(t for t, _ in reads), max(t for t, _ in writes)
+    return {"read": read, "write": write, "floor": read + write, "cpu": sum(c for _, c in reads + writes),
             "read_wall": t1 - t0, "inputs": len(inputs), "outputs": len(outputs),
             "output_mb": round(sum(Path(p).stat().st_size for p in outputs) / 2**20, 1), **_peak_mb()}
 
@@ -358,6 +375,12 @@ def measure_scale(folder: Path, scratch: Path, workers: int) -> dict:
     return {"run": run, "again": again, "floor": floor, "ratio": run["wall"] / floor["floor"]}
 
 
+def _cpu_cell(run: dict, floor: dict) -> str:
+    if run["cpu"] is None:
+        return "–"
+    return f"{run['cpu']:.1f} / {floor['cpu']:.1f} = {run['cpu'] / floor['cpu']:.2f}×"
+
+
 def cmd_run_scale(args) -> int:
     from .parallel import default_workers
 
@@ -382,6 +405,9 @@ def cmd_run_scale(args) -> int:
                   f"{again['compute']:.1f}, write {again['write']:.1f}); peak {again['peak_mb']:.0f} MiB", flush=True)
             print(f"  floor: read {floor['read']:.1f} s + write {floor['write']:.1f} s = {floor['floor']:.1f} s "
                   f"→ pipeline / floor = {m['ratio']:.2f}×", flush=True)
+            if run["cpu"] is not None:
+                print(f"  CPU seconds (all processes): pipeline {run['cpu']:.1f}, floor {floor['cpu']:.1f} "
+                      f"→ {run['cpu'] / floor['cpu']:.2f}×", flush=True)
         ratios = sorted(m["ratio"] for m in done)
         if len(done) > 1:
             print(f"N={n}: pipeline / floor over {len(done)} measurements: "
@@ -389,14 +415,14 @@ def cmd_run_scale(args) -> int:
         rows.append((n, sorted(done, key=lambda m: m["ratio"])[(len(done) - 1) // 2], ratios))
     print()
     print("| units | wall (s) | units/s | read / compute / write (s) | floor read + write (s) | × floor "
-          "| peak MiB main / worker | unchanged rerun (s) |")
-    print("| ---: | ---: | ---: | --- | --- | ---: | --- | ---: |")
+          "| CPU s: pipeline / floor | peak MiB main / worker | unchanged rerun (s) |")
+    print("| ---: | ---: | ---: | --- | --- | ---: | --- | --- | ---: |")
     for n, m, ratios in rows:  # the measurement with the median ratio (the lower middle one of an even number)
         run, again, floor = m["run"], m["again"], m["floor"]
         spread = f" ({ratios[0]:.2f}–{ratios[-1]:.2f}, n={len(ratios)})" if len(ratios) > 1 else ""
         print(f"| {n} | {run['wall']:.1f} | {run['units'] / run['wall']:.1f} | {run['read']:.1f} / "
               f"{run['compute']:.1f} / {run['write']:.1f} | {floor['read']:.1f} + {floor['write']:.1f} = "
-              f"{floor['floor']:.1f} | {m['ratio']:.2f}{spread} | {run['peak_mb']:.0f} / "
+              f"{floor['floor']:.1f} | {m['ratio']:.2f}{spread} | {_cpu_cell(run, floor)} | {run['peak_mb']:.0f} / "
               f"{run['peak_child_mb']:.0f} | {again['wall']:.1f} |")
     return 0
 
