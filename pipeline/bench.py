@@ -409,15 +409,16 @@ def cmd_run_scale(args) -> int:
                 print(f"  CPU seconds (all processes): pipeline {run['cpu']:.1f}, floor {floor['cpu']:.1f} "
                       f"→ {run['cpu'] / floor['cpu']:.2f}×", flush=True)
         ratios = sorted(m["ratio"] for m in done)
+        middle = sorted(done, key=lambda m: m["ratio"])[(len(done) - 1) // 2]  # of an even number, the lower one
         if len(done) > 1:
             print(f"N={n}: pipeline / floor over {len(done)} measurements: "
-                  f"{', '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.2f}×)", flush=True)
-        rows.append((n, sorted(done, key=lambda m: m["ratio"])[(len(done) - 1) // 2], ratios))
+                  f"{', '.join(f'{r:.2f}' for r in ratios)} (median {middle['ratio']:.2f}×)", flush=True)
+        rows.append((n, middle, ratios))
     print()
     print("| units | wall (s) | units/s | read / compute / write (s) | floor read + write (s) | × floor "
           "| CPU s: pipeline / floor | peak MiB main / worker | unchanged rerun (s) |")
     print("| ---: | ---: | ---: | --- | --- | ---: | --- | --- | ---: |")
-    for n, m, ratios in rows:  # the measurement with the median ratio (the lower middle one of an even number)
+    for n, m, ratios in rows:  # the measurement with the median ratio
         run, again, floor = m["run"], m["again"], m["floor"]
         spread = f" ({ratios[0]:.2f}–{ratios[-1]:.2f}, n={len(ratios)})" if len(ratios) > 1 else ""
         print(f"| {n} | {run['wall']:.1f} | {run['units'] / run['wall']:.1f} | {run['read']:.1f} / "
