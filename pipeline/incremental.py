@@ -31,7 +31,7 @@ from .atomic import write_atomic
 from .dataset import UNIT_TYPES, unit_key
 from .issues import Issue
 from .load import load_file, read_input
-from .staging import StagedFile, stage_file, table_frame
+from .staging import StagedFile, stage_file, table_frames
 
 CACHE_DIR = ".cache"  # staged files by content hash
 
@@ -73,10 +73,11 @@ def stage_cached(job: tuple[str, str, str | None, bool, bool]):
     elif not force:
         result = cache_get(cache_dir, key)
     if result is None:
-        # Staged for the cache only (not wanted back): its tables stay in the packed form the cache stores.
-        result = _stage_loaded(load_file(path, root, data=data, sha256=digest.hex()), packed=not want)
+        # Staged into the packed form the cache stores; frames are built only for a result that travels back.
+        result = _stage_loaded(load_file(path, root, data=data, sha256=digest.hex()), packed=True)
         if not cache_put(cache_dir, key, result):
-            key = None  # the cache cannot be written: the result travels instead, its tables as frames
+            key = None  # the cache cannot be written: the result travels instead
+        if want or key is None:
             result = _with_frames(result)
     return key, unit_of(result), result if want or key is None else None
 
@@ -200,16 +201,14 @@ def _unpack_result(packed) -> tuple:
     issues = [Issue(*fields) for fields in packed_issues]
     if values is None:
         return None, issues
-    staged = StagedFile(*values)
-    staged.tables = {name: table_frame(p) for name, p in staged.tables.items()}
-    return staged, issues
+    return _with_frames((StagedFile(*values), issues))
 
 
 def _with_frames(result) -> tuple:
-    """A staged result with any table left packed (stage_file(packed=True)) built as its DataFrame."""
+    """A staged result with any table left packed (stage_file(packed=True), a cache entry) built as its DataFrame."""
     staged, _issues = result
     if staged is not None:
-        staged.tables = {name: table_frame(t) if type(t) is tuple else t for name, t in staged.tables.items()}
+        staged.tables = table_frames(staged.tables)
     return result
 
 

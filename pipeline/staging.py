@@ -388,7 +388,7 @@ def stage_file(src: SourceFile, *, packed: bool = False) -> tuple[StagedFile, li
             issues.append(_missing_sheet(ctx, t.type))
         issues += (_stage_kv if spec.kind == "kv" else _stage_table)(staged, spec, raw, ctx)
     if not packed:
-        staged.tables = {name: table_frame(blocks) for name, blocks in staged.tables.items()}
+        staged.tables = table_frames(staged.tables)
     if t is not None:
         refused = _incompatible_version(staged, t, src)
         if refused is not None:  # nothing of the file is used: its other issues would point at a layout not read
@@ -620,6 +620,12 @@ def table_frame(packed: tuple) -> pd.DataFrame:
     # A view: each frame gets its own Index object over the shared labels.
     return create_dataframe_from_blocks(blocks, index=pd.RangeIndex.from_range(range(n)),
                                        columns=_labels(labels, labels_dtype).view())
+
+
+def table_frames(tables: dict) -> dict:
+    """Sheet → table with every table still packed (a tuple: table_blocks, or the cache's ("frame", df)) built as
+    its DataFrame."""
+    return {name: table_frame(t) if type(t) is tuple else t for name, t in tables.items()}
 
 
 @functools.lru_cache(maxsize=64)

@@ -230,7 +230,7 @@ def lost_points(totals: pd.DataFrame, rule_names: dict[str, str] | None = None) 
     return out[cols].reset_index(drop=True)
 
 
-BUDGET_METHODS = ("预算执行率", "三公经费控制率")  # the indicators whose amounts unit_rows takes
+BUDGET_METHODS = ("预算执行率", "三公经费控制率")  # the indicators whose amounts unit_rows takes (also the rate columns)
 BUDGET_AMOUNTS = (("全年预算数", "实际支出数"), ("三公经费预算数", "三公经费实际支出数"))  # (分母, 分子) of each
 UNIT_ROW_FIXED = ("单位编码", "财年", "单位名称", "总分", "等级", *(c for pair in BUDGET_AMOUNTS for c in pair))
 BUDGET_COLUMNS = ["单位编码", "单位名称", "全年预算数", "实际支出数", "预算执行率", "三公经费预算数",
@@ -241,7 +241,7 @@ def _budget_rows(chunk: pd.DataFrame) -> pd.DataFrame:
     """预算执行 rows of some units: the amounts rounded, 预算执行率 = 实际支出数 ÷ 全年预算数 and 三公经费控制率 =
     三公实际 ÷ 三公预算 of the amounts as computed."""
     out = {"单位编码": chunk["单位编码"].tolist(), "单位名称": chunk["单位名称"].tolist()}
-    for (den, num), rate in zip(BUDGET_AMOUNTS, ("预算执行率", "三公经费控制率")):
+    for (den, num), rate in zip(BUDGET_AMOUNTS, BUDGET_METHODS):
         out[den] = [_round(x, 2) for x in chunk[den]]
         out[num] = [_round(x, 2) for x in chunk[num]]
         out[rate] = list(map(_rate, chunk[num], chunk[den]))
@@ -264,7 +264,7 @@ def budget_totals(store, year: int) -> Table:
             yield rows
         total = {"单位编码": TOTAL_LABEL, "单位名称": f"{n} 个单位"}
         total.update({c: None if v is None else excel_round(v / 100, 2) for c, v in cents.items()})
-        for (den, num), rate in zip(BUDGET_AMOUNTS, ("预算执行率", "三公经费控制率")):
+        for (den, num), rate in zip(BUDGET_AMOUNTS, BUDGET_METHODS):
             total[rate] = _rate(total[num], total[den])
         yield pd.DataFrame([total], columns=BUDGET_COLUMNS)
     return Table(BUDGET_COLUMNS, store.count(year) + 1, chunks)
