@@ -1,10 +1,10 @@
 """The input files of a streamed run, kept on disk (issue #5: the main process's memory must not grow with the
-number of units; tens of thousands of paths, cache keys and unit keys would).
+number of units; tens of thousands of paths, cache entry references and unit keys would).
 
 A private temporary SQLite database (gone when closed): the workbooks found under the input folder, sorted by their
-relative name on disk; then, as the file map returns, each file's cache key and 单位编码 (or, for a file whose staged
-result could not be cached, that result itself). The unit map's batches are formed from it: the 单位编码 in sorted
-order, a batch's files in input order.
+relative name on disk; then, as the file map returns, each file's cache entry reference and 单位编码 (or, for a
+file whose staged result could not be cached, that result itself). The unit map's batches are formed from it: the
+单位编码 in sorted order, a batch's files in input order.
 
 Text is stored so that SQLite's byte order is Python's order of the text (UTF-8 keeps the order of code points; a
 file name that is not valid UTF-8 keeps its escaped bytes, "surrogatepass"); paths are stored as the file system's
@@ -50,8 +50,8 @@ class FileIndex:
             yield os.fsdecode(path)
 
     def add(self, seq: int, path: str, key: str | None, code: str | None, result=None) -> None:
-        """A file as the file map returned it: its place in `paths`, its cache key, its 单位编码 (None for a file of
-        no unit) and its staged result when that travelled instead of being cached."""
+        """A file as the file map returned it: its place in `paths`, its cache entry reference, its 单位编码 (None
+        for a file of no unit) and its staged result when that travelled instead of being cached."""
         inline = None if result is None else pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
         self._db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?)", (seq, os.fsencode(path), key, code, inline))
 
@@ -64,17 +64,21 @@ class FileIndex:
             yield code
 
     def files_of(self, codes: list[str]) -> list[tuple]:
-        """(path, cache key, result or None) of the files of the given 单位编码: unit by unit, each unit's files in
-        input order."""
+        """(path, cache entry reference, result or None) of the files of the given 单位编码: unit by unit, each
+        unit's files in input order."""
         return _decoded(select_in(self._db, f"{_FILES} WHERE code IN ({{marks}}) ORDER BY code, seq", codes))
 
     def loose(self) -> list[tuple]:
-        """(path, cache key, result or None) of the files of no unit, in input order."""
+        """(path, cache entry reference, result or None) of the files of no unit, in input order."""
         return _decoded(self._db.execute(f"{_FILES} WHERE code IS NULL ORDER BY seq"))
 
-    def __contains__(self, key: object) -> bool:
-        """Whether a file of the run has this cache key (incremental.cache_prune keeps those entries)."""
-        return self._db.execute("SELECT 1 FROM files WHERE key = ? LIMIT 1", (key,)).fetchone() is not None
+    def __contains__(self, pack: object) -> bool:
+        """Whether a file of the run is in this pack of the cache (its entry reference is `<pack>/<place>`:
+        incremental.cache_prune keeps those packs)."""
+        if not isinstance(pack, str):
+            return False
+        found = self._db.execute("SELECT 1 FROM files WHERE key >= ? AND key < ? LIMIT 1", (pack + "/", pack + "0"))
+        return found.fetchone() is not None
 
     def close(self) -> None:
         self._db.close()
@@ -90,5 +94,5 @@ _FILES = "SELECT path, key, inline FROM files"
 
 
 def _decoded(rows) -> list[tuple]:
-    """(path, cache key, result or None) of rows of _FILES."""
+    """(path, cache entry reference, result or None) of rows of _FILES."""
     return [(os.fsdecode(path), key, None if inline is None else pickle.loads(inline)) for path, key, inline in rows]

@@ -1,10 +1,11 @@
 """Orchestration: input folder → scored tables → output files. Glue only; each stage lives in its own module.
 
 Scale (many units, reruns): `run_streaming` is what `python -m pipeline run` does.
-- Map 1, over files (in the executor's workers): read and stage each workbook and keep the result in the staged-file
-  cache `output/.cache/staged/` (keyed by the SHA-256 of its bytes, its relative name and the pipeline's code); only
-  the file's unit key travels back, into the run's file index on disk (fileindex.FileIndex: the paths found, sorted
-  there, with each file's cache key and 单位编码).
+- Map 1, over files (in the executor's workers, a task of several files at a time): read and stage each workbook and
+  keep the result in the staged-file cache `output/.cache/staged/`, one pack per task (each file keyed by the
+  SHA-256 of its bytes, its relative name and the pipeline's code; see incremental.py); only the file's unit key
+  and the reference of its entry travel back, into the run's file index on disk (fileindex.FileIndex: the paths
+  found, sorted there, with each file's cache entry reference and 单位编码).
 - Map 2, over batches of units (all fiscal years of up to `BATCH_UNITS` 单位编码 per batch): a worker takes the
   batch's staged files from the cache, runs every pure stage vectorised over the batch's units (`evaluate_staged`),
   renders the units whose inputs changed, writes its part of each year's 评分明细.csv into the cache and returns
@@ -45,8 +46,8 @@ import pandas as pd
 
 from . import __version__, checks, issues as iss, rollover, summary
 from .atomic import atomic_output, write_atomic
-from .incremental import (CACHE_DIR, cache_get, cache_prune, code_digest, load_and_stage, outputs_intact,
-                          sha256_file, stage_files)
+from .incremental import (CACHE_DIR, cache_get, cache_prune, code_digest, load_and_stage, outputs_intact, ref_pack,
+                          sha256_file, stage_files, task_cuts)
 from .dataset import Dataset, assemble
 from .fileindex import FileIndex
 from .framework import Framework
@@ -150,36 +151,46 @@ def load_dataset(input_dir: Path, executor: Executor | None = None, cache_dir: P
                                    progress=progress):
         mapped[seq] = entry
     if cache_dir is not None:
-        cache_prune(cache_dir, {key for key, _, _ in mapped} - {None})
+        cache_prune(cache_dir, {ref_pack(ref) for ref, _, _ in mapped if ref is not None})
     return _assemble_results([result for _, _, result in mapped])
 
 
 def map_files(paths: Iterable[str], total: int, input_dir: Path, executor: Executor, cache_dir: Path | None, *,
               force: bool = False, want: bool, progress: bool = False) -> Iterator[tuple[int, str, tuple]]:
-    """The file map: stage_cached over the `total` files of `paths` (taken as the tasks are sent), a few files per
-    task (one task per file would cost the main process more than a worker spends on it), with a progress bar.
-    Yields (place in `paths`, path, (cache key, unit key, result)) per file as the tasks finish: a caller that
+    """The file map: stage_files over the `total` files of `paths` (taken as the tasks are sent), a few files per
+    task (one task per file would cost the main process more than a worker spends on it; the files of a task share
+    one pack of the cache), with a progress bar. Tasks are cut where incremental.task_cuts says, so that a rerun
+    finds the same tasks and their packs: `every` files on average (a power of two, FILES_PER_TASK at most, fewer
+    for a small input so that every worker gets several tasks), 4 × `every` at most.
+    Yields (place in `paths`, path, (entry reference, unit key, result)) per file as the tasks finish: a caller that
     needs input order restores it from the place (a unit whose files fall in two tasks must get its files, and so
     its issues, its 绩效自评报告 and its manifest hash, in the same order on every run). The result is None when it
     stayed in the cache (`want` False)."""
     size = max(1, min(FILES_PER_TASK, -(-total // (executor.workers * 8))))
+    every = 1 << (size.bit_length() - 1)
     common = (str(input_dir), None if cache_dir is None else str(cache_dir), force, want)
-    sent: dict[int, list[str]] = {}  # the paths of the tasks in flight
+    prefix = os.path.join(str(input_dir), "")
+    sent: dict[int, tuple[int, list[str]]] = {}  # the first place and the paths of the tasks in flight
 
     def tasks():
-        pending = iter(paths)
-        for c in itertools.count():
-            chunk = list(itertools.islice(pending, size))
-            if not chunk:
-                return
-            sent[c] = chunk
+        number, chunk = itertools.count(), []
+        for place, path in enumerate(paths):
+            chunk.append(path)
+            rel = path[len(prefix):] if path.startswith(prefix) else path
+            if task_cuts(rel, every) or len(chunk) == 4 * every:
+                sent[next(number)] = (place + 1 - len(chunk), chunk)
+                yield [(p, *common) for p in chunk]
+                chunk = []
+        if chunk:
+            sent[next(number)] = (place + 1 - len(chunk), chunk)
             yield [(p, *common) for p in chunk]
 
     bar = progress_bar(total, "读取", "文件", progress)
-    try:
-        for c, staged in executor.imap(stage_files, Counted(tasks(), -(-total // size))):
-            for j, (path, entry) in enumerate(zip(sent.pop(c), staged)):
-                yield c * size + j, path, entry
+    try:  # the number of tasks is estimated (the cuts are known as the paths are read): it only decides inline runs
+        for c, staged in executor.imap(stage_files, Counted(tasks(), -(-total // every))):
+            start, chunk = sent.pop(c)
+            for j, (path, entry) in enumerate(zip(chunk, staged)):
+                yield start + j, path, entry
             bar.update(len(staged))
     finally:
         bar.close()
@@ -451,7 +462,7 @@ class BatchJob:
     """The unit of work of the unit map: the cached (or, when the cache could not be written, inline) staged files
     of some units, and what rendering them needs."""
 
-    files: list                   # per file: (path, cache key or None, (StagedFile or None, issues) or None)
+    files: list                   # per file: (path, entry reference or None, (StagedFile or None, issues) or None)
     cache_dir: str
     input_dir: str
     output_dir: str
@@ -600,8 +611,8 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
 
 def _index_files(index: FileIndex, input_dir: Path, executor: Executor, cache_dir: Path, force: bool,
                  progress: bool) -> tuple[int, list[iss.Issue]]:
-    """The file map of a streamed run into `index`: every workbook under input_dir with its cache key and 单位编码.
-    Returns the number of files and the issues of those that cannot be read (in input order)."""
+    """The file map of a streamed run into `index`: every workbook under input_dir with its cache entry reference
+    and 单位编码. Returns the number of files and the issues of those that cannot be read (in input order)."""
     total = index.discover(input_dir)
     unreadable: list[tuple[int, list]] = []  # (place, issues)
     for seq, path, (key, unit, result) in map_files(index.paths(), total, input_dir, executor, cache_dir, force=force,

@@ -44,22 +44,25 @@ def test_a_file_name_that_is_not_utf8_comes_back_as_it_was(tmp_path):
     assert os.path.join(str(tmp_path), name) in paths and os.path.exists(paths[-1])
 
 
-def test_files_by_unit_and_by_key():
+def test_files_by_unit_and_by_pack():
     with FileIndex() as index:
-        # (place in input order, path, cache key, 单位编码) as the file map returns them: out of order
-        index.add(3, "in/b2.xlsx", "k3", "B")
-        index.add(0, "in/a1.xlsx", "k0", "A")
-        index.add(4, "in/readme.xlsx", "k4", None)
+        # (place in input order, path, cache entry reference `<pack>/<place>`, 单位编码) as the file map returns
+        # them: out of order
+        index.add(3, "in/b2.xlsx", "p1/1", "B")
+        index.add(0, "in/a1.xlsx", "p0/0", "A")
+        index.add(4, "in/readme.xlsx", "p1/2", None)
         index.add(2, "in/a2.xlsx", None, "A", result=("staged", ["issue"]))  # not cached: the result travels
-        index.add(1, "in/b1.xlsx", "k1", "B")
-        index.add(5, "in/c.xlsx", "k5", "C/1")
+        index.add(1, "in/b1.xlsx", "p0/1", "B")
+        index.add(5, "in/c.xlsx", "p10/0", "C/1")
         assert index.unit_count() == 3
         assert list(index.codes()) == ["A", "B", "C/1"]
-        assert index.files_of(["A", "B"]) == [("in/a1.xlsx", "k0", None), ("in/a2.xlsx", None, ("staged", ["issue"])),
-                                              ("in/b1.xlsx", "k1", None), ("in/b2.xlsx", "k3", None)]
+        assert index.files_of(["A", "B"]) == [("in/a1.xlsx", "p0/0", None), ("in/a2.xlsx", None, ("staged", ["issue"])),
+                                              ("in/b1.xlsx", "p0/1", None), ("in/b2.xlsx", "p1/1", None)]
         assert index.files_of([]) == [] and index.files_of(["Z"]) == []
-        assert index.loose() == [("in/readme.xlsx", "k4", None)]
-        assert "k4" in index and "k5" in index and "k9" not in index and None not in index
+        assert index.loose() == [("in/readme.xlsx", "p1/2", None)]
+        # the packs holding a file of the run: p0, p1 and p10; not p (a prefix of them), p2, an entry reference
+        assert "p0" in index and "p1" in index and "p10" in index
+        assert "p" not in index and "p2" not in index and "p0/0" not in index and None not in index
 
 
 def test_a_batch_of_more_codes_than_one_statement_takes():

@@ -1,6 +1,6 @@
-"""The staged-file cache entry: a staged file comes back equal (tables with their dtypes, NaN, None and mixed object
-columns, empty tables, issues), and anything but a whole entry of this format is a miss, never a crash. The file map
-reads and hashes each input once. Expectations are written by hand."""
+"""The staged-file cache: a staged file comes back equal from its task's pack (tables with their dtypes, NaN, None and
+mixed object columns, empty tables, issues), and anything but a whole pack of this format holding exactly the task's
+files is a miss, never a crash. The file map reads and hashes each input once. Expectations are written by hand."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import pytest
 
 from pipeline import incremental, load
 from pipeline.incremental import (
-    cache_file, cache_get, cache_key, cache_prune, cache_put, load_and_stage, stage_cached, unit_of,
+    cache_get, cache_key, cache_prune, entry_ref, load_and_stage, pack_file, pack_name, pack_put, pack_results,
+    pack_units, stage_cached, stage_files, unit_of,
 )
 from pipeline.issues import error, info, warning
 from pipeline.load import RawSheet, SourceFile
@@ -29,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "input_templates" / "example"
 DEFECTS = REPO / "tests" / "fixtures" / "defects"
 KEY = "0" * 64
+NAME = "1" * 64  # a pack
 
 
 def assert_same_frame(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -56,8 +58,8 @@ def assert_same_result(a, b) -> None:
 
 
 def round_trip(tmp_path: Path, result):
-    assert cache_put(tmp_path, KEY, result)
-    return cache_get(tmp_path, KEY)
+    assert pack_put(tmp_path, NAME, [(KEY, result)])
+    return cache_get(tmp_path, entry_ref(NAME, 0))
 
 
 def _mixed_table() -> pd.DataFrame:
@@ -110,7 +112,7 @@ def test_rebuilt_tables_are_ordinary_writable_frames(tmp_path):
     table.loc[0, "金额"] = 9.0  # a numeric block read from the entry's bytes can be written
     table.columns.name = "renamed"
     assert table.loc[0, "金额"] == 9.0
-    again = cache_get(tmp_path, KEY)[0].tables["混合"]  # another get: its own frame and labels
+    again = cache_get(tmp_path, entry_ref(NAME, 0))[0].tables["混合"]  # another get: its own frame and labels
     assert again.columns.name is None and again.loc[0, "金额"] == 1.5
 
 
@@ -144,28 +146,49 @@ def test_an_unreadable_file_result_comes_back(tmp_path):
 def _entry(tmp_path: Path, path: Path) -> tuple[Path, bytes]:
     result = load_and_stage((str(path), str(path.parent)))
     assert unit_of(result) is not None
-    assert cache_put(tmp_path, KEY, result)
-    entry = cache_file(tmp_path, KEY)
+    assert pack_put(tmp_path, NAME, [(KEY, result)])
+    entry = pack_file(tmp_path, NAME)
     return entry, entry.read_bytes()
 
 
-def test_the_head_alone_gives_the_unit_key(tmp_path):
+def test_a_pack_of_several_files_gives_each_back_by_its_place(tmp_path):
+    names = ["预算执行表_2023.xlsx", "绩效目标表_2023.xlsx", "工作统计/工作统计表_2023_登记注册股.xlsx"]
+    results = [load_and_stage((str(EXAMPLE / n), str(EXAMPLE))) for n in names]
+    keys = ["a" * 64, "b" * 64, "c" * 64]
+    assert pack_put(tmp_path, NAME, list(zip(keys, results)))
+    for place in (2, 0, 1):  # each entry found past the ones before it, in any order
+        assert_same_result(cache_get(tmp_path, entry_ref(NAME, place)), results[place])
+    assert cache_get(tmp_path, entry_ref(NAME, 3)) is None and cache_get(tmp_path, f"{NAME}/x") is None
+    assert pack_units(tmp_path, NAME, keys) == [("430399001", 2023)] * 3
+    for got, expected in zip(pack_results(tmp_path, NAME, keys), results):
+        assert_same_result(got, expected)
+    # a pack is found only for exactly its files, in their order
+    for other in (keys[:2], keys[::-1], [*keys, "d" * 64], []):
+        assert pack_units(tmp_path, NAME, other) is None and pack_results(tmp_path, NAME, other) is None
+
+
+def test_the_pack_name_is_its_keys_in_order():
+    assert pack_name(["a", "b"]) == pack_name(["a", "b"]) and len(pack_name(["a"])) == 64
+    assert len({pack_name(["a", "b"]), pack_name(["b", "a"]), pack_name(["a"]), pack_name(["ab"])}) == 4
+
+
+def test_the_head_alone_gives_the_unit_keys(tmp_path):
     entry, data = _entry(tmp_path, EXAMPLE / "预算执行表_2023.xlsx")
-    assert cache_get(tmp_path, KEY, head_only=True) == ("430399001", 2023)
+    assert pack_units(tmp_path, NAME, [KEY]) == [("430399001", 2023)]
     fh = io.BytesIO(data)
     pickle.load(fh)
     entry.write_bytes(data[:fh.tell()])  # only the head survives
-    assert cache_get(tmp_path, KEY, head_only=True) == ("430399001", 2023)
-    assert cache_get(tmp_path, KEY) is None
+    assert pack_units(tmp_path, NAME, [KEY]) == [("430399001", 2023)]
+    assert cache_get(tmp_path, entry_ref(NAME, 0)) is None and pack_results(tmp_path, NAME, [KEY]) is None
 
 
 @pytest.mark.parametrize("cut", [0, 1, 10, 0.5, -1])
-def test_a_truncated_entry_is_a_miss(tmp_path, cut):
+def test_a_truncated_pack_is_a_miss(tmp_path, cut):
     entry, data = _entry(tmp_path, EXAMPLE / "预算执行表_2023.xlsx")
     entry.write_bytes(data[:int(len(data) * cut) if isinstance(cut, float) else cut])
-    assert cache_get(tmp_path, KEY) is None
+    assert cache_get(tmp_path, entry_ref(NAME, 0)) is None and pack_results(tmp_path, NAME, [KEY]) is None
     if cut in (0, 1, 10):  # not even the head
-        assert cache_get(tmp_path, KEY, head_only=True) is None
+        assert pack_units(tmp_path, NAME, [KEY]) is None
 
 
 def test_a_changed_byte_is_a_miss(tmp_path):
@@ -174,51 +197,56 @@ def test_a_changed_byte_is_a_miss(tmp_path):
         changed = bytearray(data)
         changed[at] ^= 0x01
         entry.write_bytes(bytes(changed))
-        assert cache_get(tmp_path, KEY) is None
+        assert cache_get(tmp_path, entry_ref(NAME, 0)) is None and pack_results(tmp_path, NAME, [KEY]) is None
     entry.write_bytes(data)
-    assert cache_get(tmp_path, KEY) is not None
+    assert cache_get(tmp_path, entry_ref(NAME, 0)) is not None
 
 
 @pytest.mark.parametrize("content", [
     b"",
     b"not a pickle at all",
-    pickle.dumps(["430399001", 2023]) + pickle.dumps((None, [])),  # the previous format: a list head
-    pickle.dumps(("staged-file/1", ("430399001", 2023), 0, 0)) + pickle.dumps((None, [])),
-    pickle.dumps(("staged-file/2", ["430399001", 2023], 0, 0)),
+    pickle.dumps(("staged-file/2", ("430399001", 2023), 0, 0)) + pickle.dumps((None, [])),  # one file's old entry
+    pickle.dumps(("staged-pack/0", [(KEY, ("430399001", 2023), 0, 0)])),
+    pickle.dumps(("staged-pack/1", "not a list")),
+    pickle.dumps(("staged-pack/1", [(KEY, ["430399001", 2023], 0, 0)])),  # a unit key that is not a tuple
     pickle.dumps({"some": "thing"}),
-    pickle.dumps(("staged-file/2", (), 5, 0)) + b"12345",
+    pickle.dumps(("staged-pack/1", [(KEY, (), 5, 0)])) + b"12345",  # its CRC-32 is not 0
 ])
-def test_a_foreign_entry_is_a_miss(tmp_path, content):
-    path = cache_file(tmp_path, KEY)
+def test_a_foreign_pack_is_a_miss(tmp_path, content):
+    path = pack_file(tmp_path, NAME)
     path.parent.mkdir(parents=True)
     path.write_bytes(content)
-    assert cache_get(tmp_path, KEY) is None
-    assert cache_get(tmp_path, KEY, head_only=True) in (None, ())  # a well-formed head of no unit reads as such
+    assert cache_get(tmp_path, entry_ref(NAME, 0)) is None and pack_results(tmp_path, NAME, [KEY]) is None
+    assert pack_units(tmp_path, NAME, [KEY]) in (None, [()])  # a well-formed head of no unit reads as such
 
 
-def test_a_missing_entry_and_no_key_are_misses(tmp_path):
-    assert cache_get(tmp_path, KEY) is None and cache_get(tmp_path, None) is None
-    assert cache_get(tmp_path / "nowhere", KEY, head_only=True) is None
+def test_a_missing_pack_and_no_reference_are_misses(tmp_path):
+    assert cache_get(tmp_path, entry_ref(NAME, 0)) is None and cache_get(tmp_path, None) is None
+    assert pack_units(tmp_path / "nowhere", NAME, [KEY]) is None
+    assert pack_results(tmp_path / "nowhere", NAME, [KEY]) is None
 
 
 def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path):
     result = load_and_stage((str(EXAMPLE / "绩效目标表_2023.xlsx"), str(EXAMPLE)))
     for _ in range(3):
-        assert cache_put(tmp_path, KEY, result)
+        assert pack_put(tmp_path, NAME, [(KEY, result)])
     folder = tmp_path / "staged"
-    assert [p.name for p in folder.iterdir()] == [f"{KEY}.pickle"]
-    cache_prune(tmp_path, {KEY})
-    assert cache_get(tmp_path, KEY) is not None
+    assert [p.name for p in folder.iterdir()] == [f"{NAME}.pack"]
+    (folder / f"{KEY}.pickle").write_bytes(b"an entry of the previous version")
+    cache_prune(tmp_path, {NAME})
+    assert [p.name for p in folder.iterdir()] == [f"{NAME}.pack"]
+    assert cache_get(tmp_path, entry_ref(NAME, 0)) is not None
     cache_prune(tmp_path, set())
     assert list(folder.iterdir()) == []
 
 
-def test_prune_spares_a_running_writers_temporary_entry(tmp_path):
-    """Another run on the same output folder may be writing an entry (".<key>.<token>.pickle", renamed into place
-    in milliseconds): pruning leaves it, but removes one a killed run left behind (older than an hour)."""
+def test_prune_spares_a_running_writers_temporary_pack(tmp_path):
+    """Another run on the same output folder may be writing a pack (".<name>.<token>.pack", renamed into place in
+    milliseconds): pruning leaves it, but removes one a killed run left behind (older than an hour), and leaves
+    what is not the cache's."""
     folder = tmp_path / "staged"
     folder.mkdir()
-    fresh, left, other = folder / f".{KEY}.00100001.pickle", folder / f".{KEY}.00100002.pickle", folder / "读我.txt"
+    fresh, left, other = folder / f".{NAME}.00100001.pack", folder / f".{NAME}.00100002.pack", folder / "读我.txt"
     for p in (fresh, left, other):
         p.write_bytes(b"x")
     two_hours_ago = time.time() - 7200
@@ -232,7 +260,7 @@ def test_an_unwritable_cache_folder_says_so(tmp_path):
     result = load_and_stage((str(EXAMPLE / "绩效目标表_2023.xlsx"), str(EXAMPLE)))
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert cache_put(blocker, KEY, result) is False  # its "staged" folder cannot be made
+    assert pack_put(blocker, NAME, [(KEY, result)]) is False  # its "staged" folder cannot be made
     assert [p.name for p in tmp_path.rglob("*")] == ["file"]  # no temporary file left
 
 
@@ -263,7 +291,8 @@ def test_the_file_map_reads_each_file_once(tmp_path, monkeypatch):
     path = EXAMPLE / "预算执行表_2023.xlsx"
     job = (str(path), str(EXAMPLE), str(tmp_path), False, True)
     key, unit, result = stage_cached(job)
-    assert reads == [path.name] and key == cache_key(path, EXAMPLE) and unit == ("430399001", 2023)
+    assert reads == [path.name] and key == entry_ref(pack_name([cache_key(path, EXAMPLE)]), 0)
+    assert unit == ("430399001", 2023)
     assert_same_result(result, load_and_stage((str(path), str(EXAMPLE))))
     reads.clear()
     # A rerun: the head only (nothing travels back), then the whole entry when the result is wanted.
@@ -358,12 +387,92 @@ def test_the_file_map_stores_packed_tables_and_gives_frames_back(tmp_path):
     When the cache cannot be written the result travels, with its tables as frames."""
     path = EXAMPLE / "预算执行表_2023.xlsx"
     expected = load_and_stage((str(path), str(EXAMPLE)))
-    key, unit, result = stage_cached((str(path), str(EXAMPLE), str(tmp_path), False, False))
-    assert key is not None and result is None and unit == ("430399001", 2023)
-    assert_same_result(cache_get(tmp_path, key), expected)
+    ref, unit, result = stage_cached((str(path), str(EXAMPLE), str(tmp_path), False, False))
+    assert ref is not None and result is None and unit == ("430399001", 2023)
+    assert_same_result(cache_get(tmp_path, ref), expected)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    key, unit, result = stage_cached((str(path), str(EXAMPLE), str(blocker), False, False))
-    assert key is None and unit == ("430399001", 2023)
+    ref, unit, result = stage_cached((str(path), str(EXAMPLE), str(blocker), False, False))
+    assert ref is None and unit == ("430399001", 2023)
     assert all(isinstance(t, pd.DataFrame) for t in result[0].tables.values())
     assert_same_result(result, expected)
+
+
+def _copy_example(folder: Path, names: list[str]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n in names:
+        p = folder / Path(n).name
+        p.write_bytes((EXAMPLE / n).read_bytes())
+        paths.append(p)
+    return paths
+
+
+def test_a_task_shares_one_pack_and_a_rerun_stages_nothing(tmp_path, monkeypatch):
+    """The files of a task go into one pack named by their keys; a rerun of the same task reads its head only (or
+    its results, when wanted) and stages nothing; a changed file makes a new pack of the whole task."""
+    root, cache = tmp_path / "in", tmp_path / "out"
+    paths = _copy_example(root, ["预算执行表_2023.xlsx", "绩效目标表_2023.xlsx",
+                                 "工作统计/工作统计表_2023_登记注册股.xlsx"])
+    jobs = [(str(p), str(root), str(cache), False, False) for p in paths]
+    name = pack_name([cache_key(p, root) for p in paths])
+    expected = [load_and_stage((str(p), str(root))) for p in paths]
+    first = stage_files(jobs)
+    assert first == [(entry_ref(name, i), ("430399001", 2023), None) for i in range(3)]
+    assert [p.name for p in (cache / "staged").iterdir()] == [f"{name}.pack"]
+
+    def no_staging(*args, **kwargs):
+        raise AssertionError("staged again")
+
+    monkeypatch.setattr(incremental, "load_file", no_staging)
+    assert stage_files(jobs) == first
+    wanted = stage_files([(*job[:4], True) for job in jobs])
+    for place, ((ref, unit, result), staged) in enumerate(zip(wanted, expected)):
+        assert (ref, unit) == (entry_ref(name, place), ("430399001", 2023))
+        assert_same_result(result, staged)
+    with pytest.raises(AssertionError):  # forced: staged again
+        stage_files([(*job[:3], True, False) for job in jobs])
+    monkeypatch.undo()
+
+    paths[1].write_bytes((EXAMPLE / "工作统计" / "工作统计表_2023_食品安全监管股.xlsx").read_bytes())
+    again = stage_files(jobs)
+    changed = pack_name([cache_key(p, root) for p in paths])
+    assert changed != name and [ref for ref, _, _ in again] == [entry_ref(changed, i) for i in range(3)]
+    assert sorted(p.name for p in (cache / "staged").iterdir()) == sorted([f"{name}.pack", f"{changed}.pack"])
+    cache_prune(cache, {changed})
+    assert [p.name for p in (cache / "staged").iterdir()] == [f"{changed}.pack"]
+
+
+def test_the_file_maps_tasks_are_cut_by_name(tmp_path, monkeypatch):
+    """Tasks hold consecutive files, at most 4 × their mean size, cut where a file's name says: a file added in the
+    middle changes its own task (or splits it in two at most, or shifts a cut forced by the size limit up to the
+    next cut by name), never the tasks after it; every file comes back with its place."""
+    from pipeline import parallel
+    from pipeline import run as run_module
+
+    tasks = []
+
+    def record(jobs):
+        tasks.append(tuple(job[0] for job in jobs))
+        return [(None, None, (None, [])) for _ in jobs]
+
+    monkeypatch.setattr(run_module, "stage_files", record)
+    root = tmp_path / "in"
+
+    def cut(paths):
+        tasks.clear()
+        places = {path: place for place, path, _ in run_module.map_files(
+            iter(paths), len(paths), root, parallel.Executor(), tmp_path / "cache", want=False)}
+        assert places == {path: place for place, path in enumerate(paths)}
+        assert [p for task in tasks for p in task] == paths
+        return list(tasks)
+
+    paths = [str(root / f"单位{i:03d}" / "预算执行表_2023.xlsx") for i in range(600)]
+    before = cut(paths)  # 600 files, one worker: a task ends at one name in 32 on average, at 128 files at most
+    assert 10 <= len(before) <= 40 and max(map(len, before)) <= 128 and len(set(map(len, before))) > 3
+    added = str(root / "单位300a" / "预算执行表_2023.xlsx")
+    after = cut(sorted([*paths, added]))
+    gone = [t for t in before if t not in after]
+    assert 1 <= len(gone) <= 2 and any(added in t for t in after if t not in before)
+    last_gone = max(before.index(t) for t in gone)
+    assert before[last_gone + 1:] == after[len(after) - (len(before) - last_gone - 1):]  # every task after it kept

@@ -359,7 +359,7 @@ def test_broken_files_stream_like_in_memory(tmp_path):
 def test_an_unwritable_cache_sends_staged_files_inline(units_dir, tmp_path, monkeypatch):
     """When the staged-file cache cannot be written (a full disk, a read-only folder), staged files travel with the
     batch instead: same outputs."""
-    monkeypatch.setattr(incremental, "cache_put", lambda *a: False)
+    monkeypatch.setattr(incremental, "pack_put", lambda *a: False)
     _streamed_equals_in_memory(units_dir, tmp_path, batch_size=3)
 
 
