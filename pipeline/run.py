@@ -429,7 +429,7 @@ def _write_csv(path: Path, parts: list[bytes | Path]) -> Path:
 # --- the streamed run ----------------------------------------------------------------------------------------------
 
 # Units (单位编码, all their 财年) per batch of the unit map: enough to keep the compute stages vectorised and their
-# per-call overhead small (a batch costs ≈ 90 ms besides its units' own ≈ 35 ms each), few enough that a worker holds
+# per-call overhead small (a batch costs ≈ 80 ms besides its units' own ≈ 25 ms each), few enough that a worker holds
 # little (about 1 MB of staged tables per unit) and that the work spreads evenly over the workers.
 BATCH_UNITS = 50
 MIN_BATCH_UNITS = 10
@@ -438,15 +438,21 @@ FILES_PER_TASK = 32  # files per task of the file map
 
 def batch_sizes(count: int, workers: int, size: int | None = None) -> list[int]:
     """The number of units (单位编码) in each consecutive batch of `count`. With `size`, batches of `size` units.
-    Otherwise guided: each batch takes a share of what remains (remaining ÷ (2 × workers), at most BATCH_UNITS and
-    at least MIN_BATCH_UNITS, and no more than an equal share per worker), so batches shrink towards the end and the
-    workers finish together instead of one idling while another works through a last full batch; a remainder below
-    the least size joins the batch before it."""
+    Otherwise, when the units fit in two rounds of full batches (count ≤ 2 × workers × BATCH_UNITS), equal batches
+    (sizes within one unit of each other): two per worker, or one per worker when two would hold fewer than
+    MIN_BATCH_UNITS units each; a batch costs ≈ 80 ms besides its units, and two equal rounds keep the workers as
+    even as smaller batches would (100 units on 2 workers: 4 batches instead of 7, ≈ 8 % less time).
+    Beyond that guided: each batch takes a share of what remains (remaining ÷ (2 × workers), at most BATCH_UNITS and
+    at least MIN_BATCH_UNITS), so batches shrink towards the end and the workers finish together instead of one
+    idling while another works through a last full batch; a remainder below the least size joins the batch before
+    it."""
     if size:
         return [min(size, count - start) for start in range(0, count, size)]
     workers = max(1, workers)
-    most = min(BATCH_UNITS, -(-count // workers))  # every worker gets a batch
-    least = min(MIN_BATCH_UNITS, most)
+    if count <= 2 * workers * BATCH_UNITS:
+        n = min(count, 2 * workers if count >= 2 * workers * MIN_BATCH_UNITS else workers)
+        return [count // n + (i < count % n) for i in range(n)] if n else []
+    most, least = BATCH_UNITS, MIN_BATCH_UNITS
     sizes, left = [], count
     while left > 0:
         n = min(most, max(least, -(-left // (2 * workers))))

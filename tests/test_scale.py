@@ -225,7 +225,7 @@ def always_parallel(monkeypatch):
 
 def test_a_few_batches_still_go_to_the_workers(units_dir, tmp_path, monkeypatch):
     """Files: fewer than MIN_PARALLEL tasks run in-process; batches of units are heavy, so two already go to the
-    workers (else a 50-unit run, 4 guided batches, would run serially in the main process)."""
+    workers (else a 50-unit run, 4 batches, would run serially in the main process)."""
     sent = []
 
     class Recording(parallel.Executor):
@@ -300,16 +300,24 @@ def test_progress_bar_and_summary(units_dir, tmp_path, capsys, monkeypatch):
 def test_batches_split_consecutive_codes():
     assert batch_sizes(10, workers=1, size=4) == [4, 4, 2]
     assert batch_sizes(0, workers=2) == []
-    # guided: ⌈remaining ÷ (2 × workers)⌉ units, at most 50 and at least 10 (at most an equal share per worker);
-    # a remainder below the least size joins the batch before it
+    # up to two rounds of full batches (2 workers × 2 × 50 = 200 units): equal batches, two per worker, or one per
+    # worker when two would hold fewer than 10 units each
+    assert batch_sizes(100, workers=2) == [25, 25, 25, 25]
+    assert batch_sizes(200, workers=2) == [50, 50, 50, 50]
+    assert batch_sizes(41, workers=2) == [11, 10, 10, 10]  # 41 = 4 × 10 + 1
+    assert batch_sizes(40, workers=2) == [10, 10, 10, 10]
+    assert batch_sizes(39, workers=2) == [20, 19]  # four batches would hold fewer than 10 units
+    assert batch_sizes(10, workers=2) == [5, 5]
+    assert batch_sizes(1, workers=4) == [1]
+    assert batch_sizes(7, workers=8) == [1] * 7
+    assert batch_sizes(100, workers=1) == [50, 50]
+    # beyond that guided: ⌈remaining ÷ (2 × workers)⌉ units, at most 50 and at least 10; a remainder below the least
+    # size joins the batch before it
     # 1,000 units, 2 workers: 50 while ⌈remaining ÷ 4⌉ ≥ 50 (remaining 1000, 950, …, 200: 17 batches), then
     # ⌈150/4⌉ = 38, ⌈112/4⌉ = 28, ⌈84/4⌉ = 21, ⌈63/4⌉ = 16, ⌈47/4⌉ = 12, 10 (35 left), 10 (25 left), 15 (5 would remain)
     assert batch_sizes(1000, workers=2) == [50] * 17 + [38, 28, 21, 16, 12, 10, 10, 15]
-    # 100 units, 2 workers: ⌈100/4⌉ = 25, ⌈75/4⌉ = 19, ⌈56/4⌉ = 14, ⌈42/4⌉ = 11, 10, 10, then 11 (1 would remain)
-    assert batch_sizes(100, workers=2) == [25, 19, 14, 11, 10, 10, 11]
-    # 10 units, 2 workers: at most ⌈10 / 2⌉ = 5 per batch, so both workers get one
-    assert batch_sizes(10, workers=2) == [5, 5]
-    assert batch_sizes(1, workers=4) == [1]
+    # 201 units: ⌈201/4⌉ = 51 → 50, ⌈151/4⌉ = 38, ⌈113/4⌉ = 29, ⌈84/4⌉ = 21, ⌈63/4⌉ = 16, ⌈47/4⌉ = 12, 10, 10, then 15
+    assert batch_sizes(201, workers=2) == [50, 38, 29, 21, 16, 12, 10, 10, 15]
     # every unit once
     assert sum(batch_sizes(12_345, workers=3)) == 12_345
     assert sum(batch_sizes(12_345, workers=3, size=7)) == 12_345
