@@ -224,7 +224,6 @@ def _print_summary(result) -> None:
             print(f"已写入：{path}")
     years, grades = store.tally(None, "财年"), store.tally(None, "等级")
     per_year = "，".join(f"{y} 年 {c} 个" for y, c in zip(years["财年"], years["单位数"]))
-
     grades = dict(zip(grades["等级"], grades["单位数"]))
     order = [g for g in GRADE_ORDER if g in grades] + sorted(g for g in grades if g not in GRADE_ORDER)
     print(f"评价单位 {n} 个（{per_year or '无'}），其中数据有错误的 {error_unit_count(result.issues)} 个。")

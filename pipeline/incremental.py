@@ -17,8 +17,7 @@
 - `outputs_intact`: whether the files the manifest (manifest.py) records for a unit still have the bytes written (an
   output changed or deleted by hand is written again).
 
-`stage_files` (a task of several files; `stage_cached` for one) is the unit of work of the file map (it runs in the
-executor's workers).
+`stage_files` (a task of several files) is the unit of work of the file map (it runs in the executor's workers).
 """
 
 from __future__ import annotations
@@ -57,11 +56,6 @@ def _stage_loaded(loaded, packed: bool = False):
         return None, problems
     staged_file, more = stage_file(source, packed=packed)
     return staged_file, problems + more
-
-
-def stage_cached(job: tuple[str, str, str | None, bool, bool]):
-    """stage_files of one file (a task of its own)."""
-    return stage_files([job])[0]
 
 
 def stage_files(jobs: list[tuple]) -> list:
@@ -209,15 +203,10 @@ def pack_results(cache_dir: Path | str, name: str, keys: list[str]) -> list[tupl
             entries = _read_head(fh, keys)
             if entries is None:
                 return None
-            results = []
-            for _, _, size, crc in entries:
-                body = fh.read(size)
-                if len(body) != size or zlib.crc32(body) != crc:
-                    return None
-                results.append(_unpack_result(pickle.loads(body)))
-            return results
+            results = [_read_entry(fh, size, crc) for _, _, size, crc in entries]
     except Exception:  # noqa: BLE001
         return None
+    return None if any(r is None for r in results) else results
 
 
 def cache_get(cache_dir: Path | str, ref: str | None):
@@ -233,13 +222,18 @@ def cache_get(cache_dir: Path | str, ref: str | None):
             if entries is None or not 0 <= place < len(entries):
                 return None
             fh.seek(sum(size for _, _, size, _ in entries[:place]), os.SEEK_CUR)
-            size, crc = entries[place][2:]
-            body = fh.read(size)
-        if len(body) != size or zlib.crc32(body) != crc:
-            return None
-        return _unpack_result(pickle.loads(body))
+            return _read_entry(fh, *entries[place][2:])
     except Exception:  # noqa: BLE001 -- missing, truncated, foreign or from another Python: recompute
         return None
+
+
+def _read_entry(fh, size: int, crc: int):
+    """The (StagedFile, issues) of the entry at `fh`'s position, of that length and CRC-32; None when its bytes are
+    short or differ."""
+    body = fh.read(size)
+    if len(body) != size or zlib.crc32(body) != crc:
+        return None
+    return _unpack_result(pickle.loads(body))
 
 
 def pack_put(cache_dir: Path | str, name: str, entries: list[tuple[str, tuple]]) -> bool:

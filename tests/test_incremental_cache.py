@@ -19,7 +19,7 @@ import pytest
 from pipeline import incremental, load
 from pipeline.incremental import (
     cache_get, cache_key, cache_prune, entry_ref, load_and_stage, pack_file, pack_name, pack_put, pack_results,
-    pack_units, stage_cached, stage_files, unit_of,
+    pack_units, stage_files, unit_of,
 )
 from pipeline.issues import error, info, warning
 from pipeline.load import RawSheet, SourceFile
@@ -290,22 +290,22 @@ def test_the_file_map_reads_each_file_once(tmp_path, monkeypatch):
     monkeypatch.setattr(load, "read_input", counted)
     path = EXAMPLE / "预算执行表_2023.xlsx"
     job = (str(path), str(EXAMPLE), str(tmp_path), False, True)
-    key, unit, result = stage_cached(job)
+    key, unit, result = stage_files([job])[0]
     assert reads == [path.name] and key == entry_ref(pack_name([cache_key(path, EXAMPLE)]), 0)
     assert unit == ("430399001", 2023)
     assert_same_result(result, load_and_stage((str(path), str(EXAMPLE))))
     reads.clear()
     # A rerun: the head only (nothing travels back), then the whole entry when the result is wanted.
-    assert stage_cached((str(path), str(EXAMPLE), str(tmp_path), False, False)) == (key, unit, None)
-    assert_same_result(stage_cached(job)[2], result)
+    assert stage_files([(str(path), str(EXAMPLE), str(tmp_path), False, False)])[0] == (key, unit, None)
+    assert_same_result(stage_files([job])[0][2], result)
     assert reads == [path.name, path.name]
 
 
 def test_the_file_map_without_a_cache_or_for_an_unreadable_file(tmp_path):
     path = EXAMPLE / "预算执行表_2023.xlsx"
-    key, unit, result = stage_cached((str(path), str(EXAMPLE), None, False, False))
+    key, unit, result = stage_files([(str(path), str(EXAMPLE), None, False, False)])[0]
     assert key is None and unit == ("430399001", 2023) and result[0] is not None
-    key, unit, result = stage_cached((str(tmp_path / "gone.xlsx"), str(tmp_path), str(tmp_path), False, False))
+    key, unit, result = stage_files([(str(tmp_path / "gone.xlsx"), str(tmp_path), str(tmp_path), False, False)])[0]
     assert key is None and unit is None and [i.code for i in result[1]] == ["file-unreadable"]
 
 
@@ -387,12 +387,12 @@ def test_the_file_map_stores_packed_tables_and_gives_frames_back(tmp_path):
     When the cache cannot be written the result travels, with its tables as frames."""
     path = EXAMPLE / "预算执行表_2023.xlsx"
     expected = load_and_stage((str(path), str(EXAMPLE)))
-    ref, unit, result = stage_cached((str(path), str(EXAMPLE), str(tmp_path), False, False))
+    ref, unit, result = stage_files([(str(path), str(EXAMPLE), str(tmp_path), False, False)])[0]
     assert ref is not None and result is None and unit == ("430399001", 2023)
     assert_same_result(cache_get(tmp_path, ref), expected)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    ref, unit, result = stage_cached((str(path), str(EXAMPLE), str(blocker), False, False))
+    ref, unit, result = stage_files([(str(path), str(EXAMPLE), str(blocker), False, False)])[0]
     assert ref is None and unit == ("430399001", 2023)
     assert all(isinstance(t, pd.DataFrame) for t in result[0].tables.values())
     assert_same_result(result, expected)
