@@ -41,6 +41,29 @@ def test_discover_follows_linked_files_not_linked_folders_and_gives_text_paths(t
     assert discover_paths("./in/") == [os.path.join("in", "a", "b.xlsx"), os.path.join("in", "link.xlsx")]
 
 
+def test_discover_skips_unreadable_folders_and_folders_named_like_workbooks(tmp_path, monkeypatch):
+    """A folder that cannot be listed is skipped (the rest is still found), a folder named `x.xlsx` is walked as a
+    folder, and the relative names iter_workbooks gives are those of the paths, with "/" at every depth. (Listing
+    is refused by a patched os.scandir: permissions would not stop root, as CI runs.)"""
+    from pipeline.load import iter_workbooks
+
+    for rel in ["ok/deep/er/a.xlsx", "locked/b.xlsx", "x.xlsx/c.xlsx"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    real = os.scandir
+
+    def scandir(path):
+        if os.path.basename(path) == "locked":
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = sorted(iter_workbooks(tmp_path))
+    expected = ["ok/deep/er/a.xlsx", "x.xlsx/c.xlsx"]
+    assert [rel for rel, _ in found] == expected
+    assert [path for _, path in found] == [os.path.join(str(tmp_path), *rel.split("/")) for rel in expected]
+
+
 def test_discover_missing_folder_is_empty(tmp_path):
     assert discover(tmp_path / "nope") == []
 
