@@ -43,8 +43,9 @@ templates: $(STAMP)
 	@test -n "$(YEAR)" || (echo "请指定年度，例如：make templates YEAR=2024" && exit 2)
 	$(PYTHON) -m pipeline templates --year $(YEAR) $(if $(FROM),--from $(FROM))
 
-## Developers: regenerate the committed templates, frameworks and the shipped example from the spec
+## Developers: regenerate the committed templates, frameworks, the shipped example and the report skeleton
 generated: $(STAMP)
+	$(PYTHON) -m pipeline.report
 	$(PYTHON) -m pipeline templates --year 2023
 	$(PYTHON) -m pipeline templates --year 2024
 	$(PYTHON) -m pipeline.example

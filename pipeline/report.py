@@ -27,9 +27,6 @@ from pathlib import Path
 from typing import NamedTuple
 from xml.sax.saxutils import escape
 
-from docx import Document
-from docx.oxml.ns import qn
-from docx.shared import Emu, Inches, Pt, RGBColor
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -38,7 +35,7 @@ from .atomic import write_atomic
 from .render import (BUDGET_AMOUNT_COLUMNS, FIXED_CREATED, SANGONG_AMOUNT_COLUMNS, _budget_categories,
                      _columns_of, _indicator_rows, _level1_rows, _table_totals)
 from .spec import SEVERITY_ERROR
-from .ziparchive import Deflated, deflated, zip_archive
+from .ziparchive import Deflated, ZipReader, deflated, zip_archive
 
 REPORT_TEMPLATE = Path(__file__).resolve().parent.parent / "input_templates" / "报告模板" / "绩效自评报告.md.j2"
 REPORT_SUFFIX = "_绩效自评报告.docx"
@@ -202,11 +199,16 @@ def _compiled(source: str):
 
 
 def _east_asian(font_holder_element, name: str) -> None:
+    from docx.oxml.ns import qn
+
     rpr = font_holder_element.get_or_add_rPr()
     rpr.get_or_add_rFonts().set(qn("w:eastAsia"), name)
 
 
 def _styles(doc) -> None:
+    """Our fonts on a python-docx Document's styles (for SKELETON; tests lay out the reference documents with it)."""
+    from docx.shared import Pt, RGBColor
+
     normal = doc.styles["Normal"]
     normal.font.name, normal.font.size = BODY_FONT, Pt(12)
     _east_asian(normal.element, BODY_FONT)
@@ -217,14 +219,22 @@ def _styles(doc) -> None:
         _east_asian(st.element, HEADING_FONT)
 
 
-# The package is python-docx's default document with our styles, built once per process (`_skeleton`); per unit only
-# the body of word/document.xml and docProps/core.xml are written, as XML text equal to what python-docx's
-# add_heading / add_paragraph / add_table would serialise (tests/test_report.py compares the two).
+# The package is python-docx's default document with our styles and fixed properties, shipped ready built (SKELETON:
+# building it costs ≈ 35 ms and python-docx's import ≈ 45 ms more, in every worker of every run); per unit only the
+# body of word/document.xml and docProps/core.xml are written, as XML text equal to what python-docx's add_heading /
+# add_paragraph / add_table would serialise (tests/test_report.py compares the two), and the other parts are copied
+# as SKELETON stores them, compressed.
+SKELETON = Path(__file__).resolve().parent / "report_skeleton.docx"
 DOCUMENT_PART, CORE_PART = "word/document.xml", "docProps/core.xml"
-FIRST_LINE_INDENT = Pt(24)
+FIRST_LINE_INDENT_TWIPS = 480  # 24 pt: two characters of the 12 pt body text
 PLACEHOLDER_COLOR = "808080"
 _TITLE_SLOT = "\ue000"  # stands for the title in the skeleton's core.xml
 _TITLE_LIMIT = 255  # python-docx refuses longer core properties
+# Of SKELETON, as python-docx reads them (tests/test_report.py checks them): the style ids of the styles named Title,
+# Heading 1, Heading 2 and Table Grid, and the width between the page margins in EMU (8.5 in less two 1.25 in).
+_STYLE_IDS = ("Title", "Heading1", "Heading2", "TableGrid")
+_BLOCK_WIDTH = 5486400
+_EMU_PER_TWIP = 635
 # Characters XML 1.0 forbids (text comes from user-filled cells): C0 controls but tab/newline/CR, lone surrogates,
 # U+FFFE/U+FFFF. Removed; the rest is escaped, so any cell text ends up as inert text.
 _NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -249,34 +259,39 @@ class _Skeleton(NamedTuple):
     block_width: int      # EMU between the page margins, shared out evenly among a table's columns
 
 
-@functools.lru_cache(maxsize=1)
-def _skeleton() -> _Skeleton:
-    """python-docx's default document with our styles and fixed properties, taken apart once per process."""
+def skeleton_package() -> bytes:
+    """SKELETON built afresh with python-docx: its default document with our styles (_styles) and fixed properties,
+    the title a slot (_TITLE_SLOT), every part compressed by the stdlib zlib at its default level (as zipfile does;
+    ≈ 28 % smaller than ISA-L's fast level, and worth it for parts written once and copied into every report).
+    `make generated` writes it into SKELETON (`python -m pipeline.report`): after an upgrade of python-docx or a
+    change of _styles, when tests/test_report.py says the shipped one is out of date."""
+    from docx import Document
+
     doc = Document()
     _styles(doc)
     props = doc.core_properties
     props.title, props.author, props.last_modified_by = _TITLE_SLOT, "pipeline", "pipeline"
     props.created = props.modified = props.last_printed = FIXED_CREATED
     props.revision = 1
-    section = doc.sections[-1]  # as python-docx's Document._block_width
-    block_width = (section.page_width or Inches(8.5)) - (section.left_margin or Inches(1)) \
-        - (section.right_margin or Inches(1))
     saved = io.BytesIO()
     doc.save(saved)
     with zipfile.ZipFile(saved) as z:
-        document, core = z.read(DOCUMENT_PART).decode("utf-8"), z.read(CORE_PART).decode("utf-8")
-        # compressed once, so with the stdlib zlib as zipfile does (≈ 28% smaller than with ISA-L)
-        parts = tuple(deflated(name, z.read(name), zlib.Z_DEFAULT_COMPRESSION) for name in z.namelist()
-                      if name not in (DOCUMENT_PART, CORE_PART))
+        return zip_archive([deflated(name, z.read(name), zlib.Z_DEFAULT_COMPRESSION) for name in z.namelist()],
+                           FIXED_ZIP_TIME)
+
+
+@functools.lru_cache(maxsize=1)
+def _skeleton() -> _Skeleton:
+    """SKELETON taken apart, once per process: its parts copied compressed as they are stored."""
+    package = ZipReader(SKELETON.read_bytes())
+    document, core = package.read(DOCUMENT_PART).decode("utf-8"), package.read(CORE_PART).decode("utf-8")
+    parts = tuple(package.deflated(name) for name in package.namelist() if name not in (DOCUMENT_PART, CORE_PART))
     head, _, rest = document.partition("<w:body>")
     empty, _, tail = rest.partition("<w:sectPr")
     core_head, _, core_tail = core.partition(_TITLE_SLOT)
     if empty or not tail or not core_tail:
-        raise RuntimeError("python-docx 的默认模板结构与预期不符，无法生成绩效自评报告")
-    styles = doc.styles
-    return _Skeleton(parts, head + "<w:body>", "<w:sectPr" + tail, core_head, core_tail,
-                     styles["Title"].style_id, styles["Heading 1"].style_id, styles["Heading 2"].style_id,
-                     styles["Table Grid"].style_id, int(block_width))
+        raise RuntimeError("报告底稿 report_skeleton.docx 的结构与预期不符，无法生成绩效自评报告")
+    return _Skeleton(parts, head + "<w:body>", "<w:sectPr" + tail, core_head, core_tail, *_STYLE_IDS, _BLOCK_WIDTH)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -312,7 +327,7 @@ def _cells(line: str) -> list[str]:
 def _table(rows: list[list[str]], sk: _Skeleton) -> str:
     """As doc.add_table + style "Table Grid" + cell.text row by row, the header row bold."""
     width = max(len(r) for r in rows)
-    twips = Emu(sk.block_width // width).twips
+    twips = int(round(sk.block_width // width / float(_EMU_PER_TWIP)))  # as python-docx's Length.twips
     cell, column = f'<w:tc><w:tcPr><w:tcW w:type="dxa" w:w="{twips}"/></w:tcPr><w:p>', f'<w:gridCol w:w="{twips}"/>'
     out = [f'<w:tbl><w:tblPr><w:tblStyle w:val="{sk.table}"/><w:tblW w:type="auto" w:w="0"/>{_TBL_LOOK}</w:tblPr>',
            f"<w:tblGrid>{column * width}</w:tblGrid>"]
@@ -327,7 +342,7 @@ def _table(rows: list[list[str]], sk: _Skeleton) -> str:
 
 def _body(text: str, sk: _Skeleton) -> str:
     """The marked-up text (see the module doc) as the content of `w:body`."""
-    indent = f'<w:ind w:firstLine="{FIRST_LINE_INDENT.twips}"/>'
+    indent = f'<w:ind w:firstLine="{FIRST_LINE_INDENT_TWIPS}"/>'
     out: list[str] = []
     table: list[list[str]] = []
     for raw in text.splitlines() + [""]:
@@ -377,3 +392,8 @@ def write_unit_report(report, workbook_path: Path, template_path: Path = REPORT_
 
 __all__ = ["REPORT_TEMPLATE", "report_context", "render_report_text", "render_report_docx", "write_unit_report",
            "report_path", "fmt_amount", "fmt_rate", "fmt_score"]
+
+
+if __name__ == "__main__":  # `make generated`: the shipped skeleton built again
+    SKELETON.write_bytes(skeleton_package())
+    print(f"已写入 {SKELETON}")

@@ -171,6 +171,26 @@ class ZipReader:
         return list(self._members)
 
     def read(self, name: str) -> bytes:
+        member, packed = self._packed(name)
+        if member.method == _DEFLATED:
+            inflater = _deflate_lib.decompressobj(-15)
+            out = inflater.decompress(packed, member.file_size + 1)
+        else:
+            out = packed
+        if len(out) != member.file_size or _deflate_lib.crc32(out) != member.crc:
+            raise UnsupportedZip(f"{name}: size or CRC-32 differs from the directory")
+        return out
+
+    def deflated(self, name: str) -> Deflated:
+        """A deflated member as it is stored, not inflated: an entry zip_archive copies into another archive (its
+        size and CRC-32 as the directory gives them). Raises UnsupportedZip for a member stored uncompressed."""
+        member, packed = self._packed(name)
+        if member.method != _DEFLATED:
+            raise UnsupportedZip(f"{name}: not deflated")
+        return Deflated(name, member.crc, member.file_size, packed)
+
+    def _packed(self, name: str) -> tuple[Member, bytes]:
+        """A member's directory record and its data as stored."""
         member = self._members[name]  # KeyError for a missing name, as zipfile
         data, at = self._data, member.offset
         if data[at:at + 4] != b"PK\x03\x04" or at + _LOCAL.size > len(data):
@@ -180,11 +200,4 @@ class ZipReader:
         packed = data[start:start + member.compress_size]
         if len(packed) != member.compress_size:
             raise UnsupportedZip(f"{name}: truncated")
-        if member.method == _DEFLATED:
-            inflater = _deflate_lib.decompressobj(-15)
-            out = inflater.decompress(packed, member.file_size + 1)
-        else:
-            out = packed
-        if len(out) != member.file_size or _deflate_lib.crc32(out) != member.crc:
-            raise UnsupportedZip(f"{name}: size or CRC-32 differs from the directory")
-        return out
+        return member, packed

@@ -274,6 +274,20 @@ def test_layout_equals_python_docx(text):
     assert zip_parts(docx_package(text, title)) == zip_parts(python_docx_layout(text, title))
 
 
+def test_shipped_skeleton_is_current():
+    """The report's package (pipeline/report_skeleton.docx, shipped so that no run builds it) is what python-docx
+    builds today with our styles, part by part; and the style ids and page width the report writes into every
+    document are the ones python-docx reads from it."""
+    from pipeline.report import _BLOCK_WIDTH, _STYLE_IDS, SKELETON, skeleton_package
+
+    assert zip_parts(SKELETON.read_bytes()) == zip_parts(skeleton_package()), \
+        "报告底稿已过期：运行 make generated 重新生成 pipeline/report_skeleton.docx"
+    shipped = Document(io.BytesIO(SKELETON.read_bytes()))
+    assert _STYLE_IDS == tuple(shipped.styles[n].style_id for n in ("Title", "Heading 1", "Heading 2", "Table Grid"))
+    section = shipped.sections[-1]
+    assert _BLOCK_WIDTH == section.page_width - section.left_margin - section.right_margin
+
+
 def markup(doc) -> str:
     """A document back as the template's marked-up text."""
     marks = {"Title": "# ", "Heading 1": "## ", "Heading 2": "### "}

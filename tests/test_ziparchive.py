@@ -161,6 +161,20 @@ def test_the_reader_reads_what_zipfile_reads(make):
         ZipReader(data).read("missing.xml")
 
 
+def test_a_deflated_member_is_copied_as_stored_into_another_archive():
+    """ZipReader.deflated gives a member compressed as it is stored (here by the stdlib zlib at level 9, not the
+    writer's own level): zip_archive copies it as it is, and the copy reads back as the original; a member stored
+    uncompressed is refused."""
+    original = zip_archive([deflated(name, data, level=9) for name, data in ENTRIES])
+    reader = ZipReader(original)
+    copied = [reader.deflated(name) for name, _ in ENTRIES]
+    assert [c.data for c in copied] == [zlib.compress(data, 9, -15) for _, data in ENTRIES]
+    assert [(c.name, c.crc, c.size) for c in copied] == [(n, zlib.crc32(d), len(d)) for n, d in ENTRIES]
+    assert zip_archive(copied) == original
+    with pytest.raises(UnsupportedZip):
+        ZipReader(_zipfile_bytes(ENTRIES, zipfile.ZIP_STORED)).deflated("empty.txt")
+
+
 def test_the_reader_reads_every_shipped_and_defect_workbook():
     """The example (written by this program) and the defect fixtures (written by openpyxl); the ones zipfile cannot
     open (not a zip, truncated, encrypted, .xls) are left out."""
