@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .atomic import atomic_output
@@ -70,24 +71,38 @@ def unit_rows(units: pd.DataFrame, totals: pd.DataFrame, indicators: pd.DataFram
     """What the 汇总 needs of each unit, one row per unit in the order of `units` (computed where the units are
     scored; a run stores these rows, unitstore.UnitStore, and the tables read them back): 单位编码, 财年, 单位名称,
     总分 (rounded), 等级 (无法评级 when none), the 一级指标 scores (rounded), then the amounts of its 预算执行率 and
-    三公经费控制率 indicators (分母 and 分子, as computed: the rates are taken of them, the amounts shown rounded)."""
+    三公经费控制率 indicators (分母 and 分子, as computed: the rates are taken of them, the amounts shown rounded).
+    Joined by unit key in plain Python (as left merges would: a unit without totals or without the indicator gets
+    none): a batch holds a few dozen units, and three merges cost several times more than the rows themselves."""
     level1 = level1_columns(totals)
-    df = _left_join(units[[*KEY, "单位名称"]], totals[[*KEY, "总分", "等级", *level1]])
-    for c in ("总分", *level1):
-        df[c] = [_round(x, 2) for x in df[c]]
-    df["等级"] = [g if isinstance(g, str) and g else NO_GRADE for g in df["等级"]]
-    for method, (den, num) in zip(BUDGET_METHODS, BUDGET_AMOUNTS):
-        x = indicators.loc[indicators["计算方法"] == method, [*KEY, "分母", "分子"]].drop_duplicates(KEY)
-        df = _left_join(df, x.rename(columns={"分母": den, "分子": num}))
+    keys = list(zip(units["单位编码"].tolist(), units["财年"].tolist()))
+    df = units[[*KEY, "单位名称"]].reset_index(drop=True)
+    at = _places(totals, keys)
+    for c in ("总分", "等级", *level1):
+        values = totals[c].tolist()
+        if c == "等级":
+            df[c] = [g if isinstance(g, str) and g else NO_GRADE for g in (values[i] if i >= 0 else None for i in at)]
+        else:
+            df[c] = [None if i < 0 else _round(values[i], 2) for i in at]
+    method = indicators["计算方法"].tolist()
+    for name, (den, num) in zip(BUDGET_METHODS, BUDGET_AMOUNTS):
+        rows = [r for r, m in enumerate(method) if m == name]
+        if not rows:
+            df[den], df[num] = None, None
+            continue
+        at = _places(indicators.take(rows), keys)
+        for target, source in ((den, "分母"), (num, "分子")):
+            values = indicators[source].take(rows).to_numpy(dtype=float, na_value=np.nan)
+            df[target] = np.where(at >= 0, values[at], np.nan)
     return df
 
 
-def _left_join(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
-    """left with right's columns of the same unit (KEY); a unit absent from right (or right empty, whatever the
-    type of its empty key columns) has none."""
-    if right.empty:
-        return left.assign(**{c: None for c in right.columns if c not in KEY})
-    return left.merge(right, on=KEY, how="left")
+def _places(table: pd.DataFrame, keys: list[tuple]) -> np.ndarray:
+    """For each unit key, the position of its first row in `table` (-1 where it has none)."""
+    first: dict[tuple, int] = {}
+    for r, key in enumerate(zip(table["单位编码"].tolist(), table["财年"].tolist())):
+        first.setdefault(key, r)
+    return np.array([first.get(key, -1) for key in keys], dtype=np.intp)
 
 
 @dataclass
@@ -165,24 +180,34 @@ def score_distribution(tally: pd.DataFrame, n: int) -> pd.DataFrame:
 
 
 LOSS_LINE = ["财年", "_code", "一级指标", "_name", "_target"]  # a 汇总 line of one year (see unit_losses)
-LOSS_COLUMNS = ["单位编码", *LOSS_LINE, "_lost"]
 LOSS_TOTAL_COLUMNS = [*LOSS_LINE, "_units", "_losing", "_cents"]
 
 
-def unit_losses(details: pd.DataFrame) -> pd.DataFrame:
-    """Points lost per unit and 汇总 line. Common indicators per 指标编码; 绩效目标 rows (one per target, 指标编码
-    `A19-3`) summed within their framework rule and 一级指标, so that a target group is one line. 失分 = 分值 − 得分
-    of the (rounded) item scores, rounded to 2 decimals."""
+def unit_losses(details: pd.DataFrame) -> dict[tuple, float]:
+    """Points lost per 汇总 line and unit: {(财年, _code, 一级指标, _name, _target, 单位编码): 失分}, in order of first
+    appearance. Common indicators per 指标编码; 绩效目标 rows (one per target, 指标编码 `A19-3`) summed within their
+    framework rule and 一级指标, so that a target group is one line (named at aggregation, by the framework's name of
+    its rule: "" meanwhile). 失分 = 分值 − 得分 of the (rounded) item scores, summed exactly (math.fsum; a missing
+    score counts as nothing) and rounded to 2 decimals. A row with a blank part of its key is left out, as a group-by
+    leaves it. In plain Python: a batch's few hundred rows cost less than a group-by's setup."""
     if details.empty:
-        return pd.DataFrame(columns=LOSS_COLUMNS)
-    d = details.assign(_lost=pd.to_numeric(details["分值"]) - pd.to_numeric(details["得分"]))
-    targets = d["计算方法"] == TARGET_METHOD
-    rule = d["_rule"] if "_rule" in d else d["指标编码"].str.split("-").str[0]
-    # a target line is named at aggregation (by the framework's name of its rule): "" groups it meanwhile
-    d = d.assign(_code=d["指标编码"].where(~targets, rule), _name=d["三级指标"].where(~targets, ""), _target=targets)
-    per_unit = d.groupby([*LOSS_LINE, "单位编码"], sort=False)["_lost"].sum().reset_index()
-    per_unit["_lost"] = [excel_round(x, 2) for x in per_unit["_lost"]]
-    return per_unit[LOSS_COLUMNS]
+        return {}
+    column = lambda name: details[name].tolist()  # noqa: E731
+    codes = column("指标编码")
+    rules = column("_rule") if "_rule" in details else [c.split("-")[0] if isinstance(c, str) else c for c in codes]
+    full, got = pd.to_numeric(details["分值"]).tolist(), pd.to_numeric(details["得分"]).tolist()
+    lost: dict[tuple, list[float]] = {}
+    names = column("一级指标"), column("三级指标"), column("计算方法"), column("单位编码")
+    for year, code, rule, level1, name, method, unit, f, g in zip(column("财年"), codes, rules, *names, full, got):
+        target = method == TARGET_METHOD
+        line = (year, rule, level1, "", True, unit) if target else (year, code, level1, name, False, unit)
+        if not any(map(_blank_key, line[1:4])) and not _blank_key(unit):
+            lost.setdefault(line, []).append(f - g)
+    return {line: excel_round(math.fsum(v for v in values if v == v), 2) for line, values in lost.items()}
+
+
+def _blank_key(value) -> bool:
+    return value is None or value is pd.NA or (value.__class__ is float and value != value)
 
 
 def loss_totals(details: pd.DataFrame) -> pd.DataFrame:
@@ -190,14 +215,15 @@ def loss_totals(details: pd.DataFrame) -> pd.DataFrame:
     it (_losing) and the points lost in hundredths (_cents, an integer). Computed where the details are (in the
     batch that scored the units); the rows of several batches add up to those of all their units at once, exactly
     and in any order (whole hundredths), so the main process keeps a few rows per line, never a row per unit."""
-    losses = unit_losses(details)
-    if losses.empty:
+    lines: dict[tuple, list[int]] = {}
+    for (*line, _unit), lost in unit_losses(details).items():
+        tally = lines.setdefault(tuple(line), [0, 0, 0])
+        tally[0] += 1
+        tally[1] += lost > 0.005
+        tally[2] += int(round(lost * 100))
+    if not lines:
         return pd.DataFrame(columns=LOSS_TOTAL_COLUMNS)
-    losses["_units"] = 1
-    losses["_losing"] = (losses["_lost"] > 0.005).astype(int)
-    losses["_cents"] = [int(round(x * 100)) for x in losses["_lost"]]
-    out = losses.groupby(LOSS_LINE, sort=False)[["_units", "_losing", "_cents"]].sum().reset_index()
-    return out[LOSS_TOTAL_COLUMNS]
+    return pd.DataFrame([(*line, *tally) for line, tally in lines.items()], columns=LOSS_TOTAL_COLUMNS)
 
 
 def add_loss_totals(a: pd.DataFrame | None, b: pd.DataFrame) -> pd.DataFrame:

@@ -120,6 +120,41 @@ def test_lost_points_add_up_over_batches(ev):
     assert lost[["指标编码", "单位数", "失分单位数", "失分合计", "平均失分"]].values.tolist() == expected
 
 
+def test_losses_count_a_missing_score_as_nothing_and_leave_out_a_row_without_its_line():
+    """U1's A19 targets: 4 − 3.5 = 0.5 and a target without a score (nothing lost: 0.5 in all, not NaN); U2's A19
+    target scored 0 of 8 (loses 8); a row whose 一级指标 is blank has no 汇总 line and is left out, not counted as a
+    unit scored there. A01: U1 2 − 1.4 = 0.6, U2 0 → 1 unit of 2 losing, 60 hundredths."""
+    t = "绩效目标"
+    details = pd.DataFrame([
+        _detail("U1", "A01", "过程", "绩效目标合理性", 2, 1.4, "管理情况"),
+        _detail("U1", "A19-1", "产出", "检查次数", 4, 3.5, t, "A19"),
+        _detail("U1", "A19-2", "产出", "宣传次数", 4, NAN, t, "A19"),
+        _detail("U2", "A01", "过程", "绩效目标合理性", 2, 2, "管理情况"),
+        _detail("U2", "A19-1", "产出", "办件数", 8, 0, t, "A19"),
+        _detail("U2", "A06", NAN, "预算执行率", 5, 1),
+    ])
+    totals = summary.loss_totals(details)
+    assert totals[summary.LOSS_TOTAL_COLUMNS].values.tolist() == [
+        [2023, "A01", "过程", "绩效目标合理性", False, 2, 1, 60], [2023, "A19", "产出", "", True, 2, 2, 850]]
+    assert summary.loss_totals(details.iloc[:0]).empty
+
+
+def test_unit_rows_of_a_unit_without_totals_or_budget_indicators():
+    """A unit the scoring never reached has no total (无法评级) and no amounts; the first 预算执行率 row of a unit
+    gives its amounts (a second one is ignored, as the 汇总 always took the first)."""
+    units = pd.DataFrame({"单位编码": ["U1", "U2"], "财年": [2023, 2023], "单位名称": ["一局", "二局"]})
+    totals = pd.DataFrame({"单位编码": ["U1"], "财年": [2023], "总分": [88.125], "等级": ["良"], "过程": [30.004]})
+    indicators = pd.DataFrame([_indicator("U1", "预算执行率", 90, 100), _indicator("U1", "预算执行率", 1, 2)])
+    rows = summary.unit_rows(units, totals, indicators)
+    assert list(rows.columns) == ["单位编码", "财年", "单位名称", "总分", "等级", "过程", "全年预算数", "实际支出数",
+                                  "三公经费预算数", "三公经费实际支出数"]
+    assert rows.loc[0, ["总分", "等级", "过程", "全年预算数", "实际支出数"]].tolist() == \
+        [88.13, "良", 30.0, 100.0, 90.0]
+    assert pd.isna(rows.loc[1, "总分"]) and rows.loc[1, "等级"] == summary.NO_GRADE
+    assert pd.isna(rows.loc[1, "全年预算数"])
+    assert rows[["三公经费预算数", "三公经费实际支出数"]].isna().all().all()
+
+
 def test_budget_totals_and_overall_rates(ev):
     b = summary.summary_tables(ev, 2023)["预算执行"].frame()
     assert b["单位编码"].tolist() == ["U1", "U2", "U3", "合计"]
