@@ -107,12 +107,14 @@ def unit_of(result) -> tuple | None:
 
 
 def code_digest() -> str:
-    """SHA-256 over the package's source files: any change to the program invalidates caches and manifests (so a
-    developer never sees a stale result without bumping __version__)."""
+    """SHA-256 over the package's source files and the data files shipped in it (the report's Word skeleton): any
+    change to the program invalidates caches and manifests (so a developer never sees a stale result without bumping
+    __version__)."""
     global _CODE_DIGEST
     if _CODE_DIGEST is None:
         h = hashlib.sha256(__version__.encode())
-        for p in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        here = Path(__file__).resolve().parent
+        for p in sorted([*here.glob("*.py"), *(here / name for name in _PACKAGE_DATA)]):
             if p.name in _NOT_IN_OUTPUTS:
                 continue
             h.update(p.name.encode() + b"\0" + p.read_bytes())
@@ -123,6 +125,7 @@ def code_digest() -> str:
 _CODE_DIGEST: str | None = None
 # Modules that cannot change what is written (command line, executors, benchmark): editing them keeps the cache.
 _NOT_IN_OUTPUTS = frozenset({"__main__.py", "cli.py", "parallel.py", "bench.py"})
+_PACKAGE_DATA = ("report_skeleton.docx",)  # files beside the modules that decide what is written
 
 
 def cache_key(path: Path, root: Path) -> str | None:

@@ -19,6 +19,7 @@ Two steps:
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import re
 import zipfile
@@ -171,9 +172,24 @@ def report_context(report) -> dict:
 
 # --- template → text → docx ---------------------------------------------------------------------------------------
 
-def render_report_text(context: dict, template_path: Path = REPORT_TEMPLATE) -> str:
-    """The template filled in: the report as marked-up text (see the module doc). Undefined names are errors."""
-    return _compiled(Path(template_path).read_text(encoding="utf-8")).render(context)
+def render_report_text(context: dict, template_path: Path | None = None) -> str:
+    """The template filled in (default REPORT_TEMPLATE): the report as marked-up text (see the module doc).
+    Undefined names are errors."""
+    return _compiled(Path(template_path or REPORT_TEMPLATE).read_text(encoding="utf-8")).render(context)
+
+
+def template_digest(template_path: Path | None = None) -> str:
+    """SHA-256 of the report template's bytes (default REPORT_TEMPLATE): a unit's outputs depend on its wording, so
+    an edited template rewrites every report on the next run (run._unit_hash). Remembered per file and its size and
+    time of change, so that it is read once a run, not once a unit."""
+    path = Path(template_path or REPORT_TEMPLATE)
+    st = path.stat()
+    return _digest_of(str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=8)
+def _digest_of(path: str, _size: int, _mtime_ns: int, _inode: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class _ReportEnvironment(SandboxedEnvironment):
@@ -379,18 +395,19 @@ def docx_package(text: str, title: str) -> bytes:
                        FIXED_ZIP_TIME)
 
 
-def render_report_docx(context: dict, template_path: Path, out_path: Path) -> Path:
+def render_report_docx(context: dict, template_path: Path | None, out_path: Path) -> Path:
     """Fill the template with `context` and write the .docx at out_path atomically; returns out_path."""
     title = f"{context.get('单位名称', '')}{context.get('财年', '')}年度部门整体支出绩效自评报告"
     return write_atomic(Path(out_path), docx_package(render_report_text(context, template_path), title))
 
 
-def write_unit_report(report, workbook_path: Path, template_path: Path = REPORT_TEMPLATE) -> Path:
+def write_unit_report(report, workbook_path: Path, template_path: Path | None = None) -> Path:
     """The unit's report beside its workbook: `<workbook stem>_绩效自评报告.docx`."""
     return render_report_docx(report_context(report), template_path, report_path(workbook_path))
 
 
 __all__ = ["REPORT_TEMPLATE", "report_context", "render_report_text", "render_report_docx", "write_unit_report",
+           "template_digest",
            "report_path", "fmt_amount", "fmt_rate", "fmt_score"]
 
 

@@ -59,7 +59,7 @@ from .numbers import records
 from .parallel import Counted, Executor
 from .render import DETAIL_COLUMNS, UnitReport, collector_paused, render_unit_workbook
 from .monitoring import monitor  # issue #6: 绩效运行监控
-from .report import write_unit_report  # issue #6: 绩效自评报告
+from .report import template_digest, write_unit_report  # issue #6: 绩效自评报告
 from .scoring import Scores, score_units
 from .spec import UNIT_KEY, safe_name
 from .spool import IssueLog, SpooledPaths, remove_stale, spool_batch, spool_outputs
@@ -646,13 +646,14 @@ def render_unit(job: tuple[UnitReport, str]) -> list[tuple[str, str]]:
 
 def _unit_hash(ev: Evaluation, framework: Framework, parts: "_UnitParts", key: tuple, output_dir: Path) -> str:
     """What a unit's outputs depend on: its input files (relative name and SHA-256), the 评分标准, the program,
-    the run's options, where the input is seen from the output (the 数据问题 links) and the unit's issues (which
-    also carry what other files said about it)."""
+    the report template's wording, the run's options, where the input is seen from the output (the 数据问题 links)
+    and the unit's issues (which also carry what other files said about it)."""
     h = hashlib.sha256()
     for rel, sha in sorted(zip(parts.texts("files", "文件", key), parts.texts("files", "sha256", key))):
         h.update(f"file\0{rel}\0{sha}\n".encode())
     h.update(f"framework\0{framework.sha256}\0{framework.name}\0{framework.version}\n".encode())
     h.update(f"code\0{code_digest()}\n".encode())
+    h.update(f"report\0{template_digest()}\n".encode())
     h.update(f"as_of\0{getattr(ev, 'as_of', None)}\n".encode())
     if ev.input_dir is not None:
         h.update(f"input\0{os.path.relpath(_real(ev.input_dir), _real(output_dir))}\n".encode())

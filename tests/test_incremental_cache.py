@@ -277,6 +277,30 @@ def test_the_key_covers_bytes_name_and_code(tmp_path, monkeypatch):
     assert cache_key(tmp_path / "gone.xlsx", tmp_path) is None
 
 
+def test_the_code_digest_covers_the_modules_and_the_shipped_report_skeleton(tmp_path, monkeypatch):
+    """The program's digest (in every cache key and unit hash) changes with a module that decides outputs and with
+    the report's Word skeleton shipped beside them, not with the command line's module."""
+    package = Path(incremental.__file__).resolve().parent
+    copy = tmp_path / "pipeline"
+    copy.mkdir()
+    for p in [*package.glob("*.py"), package / "report_skeleton.docx"]:
+        (copy / p.name).write_bytes(p.read_bytes())
+    monkeypatch.setattr(incremental, "__file__", str(copy / "incremental.py"))
+
+    def digest() -> str:
+        monkeypatch.setattr(incremental, "_CODE_DIGEST", None)
+        return incremental.code_digest()
+
+    base = digest()
+    assert base == digest() and len(base) == 64
+    for name, changed in (("cli.py", False), ("report_skeleton.docx", True), ("scoring.py", True)):
+        before = (copy / name).read_bytes()
+        (copy / name).write_bytes(before + b"\n")
+        assert (digest() != base) is changed, name
+        (copy / name).write_bytes(before)
+    assert digest() == base
+
+
 def test_the_file_map_reads_each_file_once(tmp_path, monkeypatch):
     """On a miss the bytes read for the key are the bytes parsed: read_input once, load_file never reads again."""
     reads = []

@@ -153,6 +153,37 @@ def test_a_hand_edited_output_is_redone(units_dir, tmp_path):
     assert book.read_bytes() == original
 
 
+def test_an_edited_report_template_rewrites_the_reports(units_dir, tmp_path, monkeypatch):
+    """The README says: edit the report's wording, run again, and the reports follow it. The template is part of
+    what a unit's outputs depend on: after an edit every unit's report is written again with the new wording (and
+    its workbook, with the same bytes); a run after that writes nothing."""
+    from pipeline import report
+
+    template = tmp_path / "报告.md.j2"
+    template.write_bytes(report.REPORT_TEMPLATE.read_bytes())
+    monkeypatch.setattr(report, "REPORT_TEMPLATE", template)
+    out = tmp_path / "out"
+    run(units_dir, out, "--workers", "1")
+    books = {k: v for k, v in tree(out).items() if k.endswith("_绩效评价.xlsx")}
+    first = stamps(out)
+    template.write_text(template.read_text(encoding="utf-8") + "\n本段为新增的统一说明。\n", encoding="utf-8")
+    run(units_dir, out, "--workers", "1")
+    second = stamps(out)
+    reports = sorted(k for k in first if k.endswith(report.REPORT_SUFFIX))
+    assert len(reports) == UNITS and all(first[k] != second[k] for k in reports)
+    assert all("本段为新增的统一说明。" in docx_text(out / k) for k in reports)
+    assert {k: v for k, v in tree(out).items() if k.endswith("_绩效评价.xlsx")} == books
+    run(units_dir, out, "--workers", "1")
+    assert stamps(out) == second
+
+
+def docx_text(path: Path) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        return z.read("word/document.xml").decode("utf-8")
+
+
 def test_a_damaged_manifest_means_everything_is_written_again(units_dir, tmp_path):
     """A manifest cut short (disk full, copied half-way) is no reason to stop: the run renders every unit again,
     with the same bytes, and writes a good manifest."""
