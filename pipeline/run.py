@@ -351,13 +351,16 @@ def render_units(ev: Evaluation, framework: Framework, output_dir: Path, old_uni
 
 def finish_outputs(results, framework: Framework, output_dir: Path, old: Manifest, on_disk: Manifest,
                    manifest: ManifestWriter, dirty_years: set[int],
-                   csv_parts: Callable[[int], list[bytes | Path]]) -> dict[str, list[Path]]:
+                   csv_parts: Callable[[int], list[bytes | Path]], executor: Executor | None = None,
+                   shared: Path | None = None) -> dict[str, list[Path]]:
     """After every unit is rendered (and its entry is in `manifest`): remove the outputs of units gone from a 财年
     of the input, write each 财年's 评分明细.csv (`csv_parts(year)`: its rows, each batch's as text or in a file, in
     batch order: see details_csv_parts) and 汇总.xlsx when one of its units changed (`dirty_years`: the 财年 with a
     unit rendered), and complete the manifest. Returns the files it wrote, left unchanged and removed. `results`: an
     Evaluation or a RunResult (its store of the units' 汇总 figures). `old`: the manifest the run started from
-    (empty when forced); `on_disk`: the manifest on disk (what this program wrote, even when forced)."""
+    (empty when forced); `on_disk`: the manifest on disk (what this program wrote, even when forced). With an
+    `executor` and a folder its workers reach (`shared`: a RunResult's issues spool there), several 财年's 汇总 are
+    written at once by the workers (`write_year_summary`), from a snapshot of the store put there."""
     written, unchanged, removed, dirty_years = [], [], [], set(dirty_years)
     years = results.store.years()
     for uid, year, prev in on_disk.entries():
@@ -373,7 +376,7 @@ def finish_outputs(results, framework: Framework, output_dir: Path, old: Manifes
                 removed.append(target)
             dirty_years.add(year)
 
-    files_state, old_files = {}, old.files()
+    files_state, old_files, todo = {}, old.files(), []
     for year in years:
         outs = [output_dir / str(year) / DETAILS_CSV, output_dir / str(year) / SUMMARY_FILE]
         rels = [p.relative_to(output_dir).as_posix() for p in outs]
@@ -381,17 +384,63 @@ def finish_outputs(results, framework: Framework, output_dir: Path, old: Manifes
         if year not in dirty_years and outputs_intact(output_dir, prev):
             files_state.update(prev)
             unchanged.extend(outs)
-            continue
-        csv_path = _write_csv(outs[0], csv_parts(year))
-        summary_path = write_summary(summary_tables(results, year, framework), outs[1], year)
-        for p in (csv_path, summary_path):
-            files_state[p.relative_to(output_dir).as_posix()] = sha256_file(p)
-            written.append(p)
+        else:
+            todo.append((year, outs))
+    for (path, digest) in _year_summaries(results, framework, [(year, outs[1]) for year, outs in todo], executor,
+                                          shared):
+        files_state[Path(path).relative_to(output_dir).as_posix()] = digest
+    for year, (csv_path, summary_path) in todo:  # each year's CSV, then its 汇总, as they were always listed
+        _write_csv(csv_path, csv_parts(year))
+        files_state[csv_path.relative_to(output_dir).as_posix()] = sha256_file(csv_path)
+        written += [csv_path, summary_path]
     kept = on_disk.files()
     for rel in sorted(set(kept) - set(files_state)):  # a 财年 not in this input: kept
         files_state[rel] = kept[rel]
     manifest.set_files(files_state)
     return {"written": written, "unchanged": unchanged, "removed": removed}
+
+
+def _year_summaries(results, framework: Framework, todo: list[tuple[int, Path]], executor: Executor | None,
+                    shared: Path | None) -> Iterator[tuple[str, str]]:
+    """(path, SHA-256) of each 汇总.xlsx of `todo` ((财年, path) each) once written: here, one after the other, or,
+    when there are several and workers to write them (an `executor` with workers and a `shared` folder), by the
+    workers at once. The 汇总 of a province's biggest year takes a good part of a second; the workers are idle by
+    then, and the floor writes its files in parallel too."""
+    if len(todo) < 2 or executor is None or executor.workers < 2 or shared is None:
+        for year, path in todo:
+            write_summary(summary_tables(results, year, framework), path, year)
+            yield str(path), sha256_file(path)
+        return
+    snapshot = results.store.snapshot(Path(shared) / "units.sqlite")
+    losses = results.losses
+    jobs = [YearSummaryJob(year, str(path), str(snapshot), list(results.store.columns), results.issues,
+                           losses[losses["财年"] == year].reset_index(drop=True), framework) for year, path in todo]
+    for _, done in executor.imap(write_year_summary, jobs, inline_below=2):
+        yield done
+
+
+@dataclass(frozen=True)
+class YearSummaryJob:
+    """What a worker needs to write one 财年's 汇总.xlsx: the store's snapshot file and columns, the run's issue log
+    (its spool, on disk), the year's points-lost rows and the framework."""
+    year: int
+    path: str
+    store: str
+    columns: list
+    issues: object
+    losses: pd.DataFrame
+    framework: Framework
+
+
+def write_year_summary(job: YearSummaryJob) -> tuple[str, str]:
+    """Write one 财年's 汇总.xlsx (runs in a worker); returns its path and SHA-256."""
+    store = UnitStore.opened(job.store, job.columns)
+    try:
+        results = RunResult(store=store, losses=job.losses, issues=job.issues)
+        path = write_summary(summary_tables(results, job.year, job.framework), Path(job.path), job.year)
+    finally:
+        store.close()
+    return str(path), sha256_file(path)
 
 
 CSV_COLUMNS = ["单位编码", "财年", "单位名称", *[c for c, _ in DETAIL_COLUMNS]]
@@ -602,7 +651,7 @@ def run_streaming(input_dir: Path, framework: Framework, output_dir: Path, *, ex
             if manifest is not None:
                 parts = _parts_dir(cache_dir)  # each batch's rows of each 财年's CSV, named by batch and year
                 done = finish_outputs(result, framework, output_dir, old, on_disk, manifest, dirty,
-                                      lambda year: sorted(parts.glob(f"*-{year}.csv")))
+                                      lambda year: sorted(parts.glob(f"*-{year}.csv")), executor, log.folder)
                 result.outputs = {"written": SpooledPaths(log, 0, counts[0], map(str, done["written"])),
                                   "unchanged": SpooledPaths(log, 1, counts[1], map(str, done["unchanged"])),
                                   "removed": list(map(str, done["removed"]))}

@@ -12,6 +12,7 @@ for UTF-8 is Python's order of the text.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pandas as pd
 
@@ -116,6 +117,28 @@ class UnitStore:
         return dict(select_in(self._db, f"SELECT {code}, {self._col(NAME)} FROM units WHERE {self._col(YEAR)} = ? "
                                         f"AND {code} IN ({{marks}}) ORDER BY batch, pos",
                               list(dict.fromkeys(codes)), (int(year),)))
+
+    def snapshot(self, path: Path | str) -> Path:
+        """A copy of the store in a new database file at `path` (SQLite's backup: page by page, the rows added so
+        far), which another process opens with `opened`: a worker writing one fiscal year's 汇总 while others write
+        the other years. The store itself stays private and goes on."""
+        path = Path(path)
+        self._db.execute("COMMIT")  # the backup copies what is committed
+        try:
+            with connect(str(path)) as copy:
+                self._db.backup(copy)
+            copy.close()
+        finally:
+            self._db.execute("BEGIN")
+        return path
+
+    @classmethod
+    def opened(cls, path: Path | str, columns: list[str]) -> "UnitStore":
+        """A snapshot (`snapshot`) of a store with these columns, opened read-only."""
+        store = cls.__new__(cls)
+        store._db = connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+        store.columns, store._indexed = list(columns), True
+        return store
 
     def close(self) -> None:
         self._db.close()

@@ -290,12 +290,44 @@ def test_two_workers_equal_one(units_dir, tmp_path, always_parallel):
     assert_same_results(tmp_path / "one", tmp_path / "two")
 
 
-def test_dask_cluster_equals_single_process(units_dir, tmp_path, always_parallel):
+@pytest.fixture(scope="module")
+def two_years_dir(tmp_path_factory):
+    """Ten generated units, the tenth of 财年 2024."""
+    d = tmp_path_factory.mktemp("two-years")
+    generate(10, d, SEED, workers=1)
+    return d
+
+
+def test_the_workers_write_the_years_summaries_at_once_with_the_same_bytes(two_years_dir, tmp_path, always_parallel,
+                                                                            monkeypatch):
+    """With two workers each year's 汇总.xlsx is written by a worker from a snapshot of the unit store (taken once,
+    gone with the run's spool), with the bytes one process writes."""
+    from pipeline.unitstore import UnitStore
+
+    snapshots = []
+    taken = UnitStore.snapshot
+    monkeypatch.setattr(UnitStore, "snapshot", lambda self, path: snapshots.append(path) or taken(self, path))
+    run(two_years_dir, tmp_path / "one", "--workers", "1")
+    assert snapshots == []
+    run(two_years_dir, tmp_path / "two", "--workers", "2")
+    assert len(snapshots) == 1 and not Path(snapshots[0]).exists()
+    for year in ("2023", "2024"):
+        one, two = (tmp_path / name / year / "汇总.xlsx" for name in ("one", "two"))
+        assert one.read_bytes() == two.read_bytes(), year
+    assert_same_results(tmp_path / "one", tmp_path / "two")
+
+
+def test_dask_cluster_equals_single_process(two_years_dir, tmp_path, always_parallel):
+    """Two fiscal years, so that the cluster's workers also write the years' 汇总 (from the store's snapshot and
+    the issue spool in the output folder, which they reach as a shared file system)."""
     distributed = pytest.importorskip("distributed")
-    run(units_dir, tmp_path / "one", "--workers", "1")
+    run(two_years_dir, tmp_path / "one", "--workers", "1")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        assert run(units_dir, tmp_path / "dask", "--scheduler", cluster.scheduler_address) == 1
+        assert run(two_years_dir, tmp_path / "dask", "--scheduler", cluster.scheduler_address) == 1
     assert_same_results(tmp_path / "one", tmp_path / "dask")
+    for year in ("2023", "2024"):
+        one, dask = (tmp_path / name / year / "汇总.xlsx" for name in ("one", "dask"))
+        assert one.read_bytes() == dask.read_bytes(), year
 
 
 def test_unreachable_scheduler_is_a_usage_error(units_dir, tmp_path, capsys):

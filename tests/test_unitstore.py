@@ -133,3 +133,26 @@ def test_the_run_databases_have_a_small_page_cache(tmp_path):
     assert index._db.execute("PRAGMA cache_size").fetchone() == limit
     assert UnitStore()._db.execute("PRAGMA cache_size").fetchone() == limit
     assert Manifest.open(tmp_path)._db.execute("PRAGMA cache_size").fetchone() == limit
+
+
+def test_a_snapshot_opened_elsewhere_reads_the_rows_so_far_and_only_reads(tmp_path):
+    """What a worker writing one year's 汇总 gets: the rows added before the snapshot, ranked and counted as the
+    store does; the store goes on taking rows, and the snapshot cannot be written to."""
+    import sqlite3
+
+    store = UnitStore()
+    store.add(0, pd.DataFrame({"单位编码": ["U2", "U1"], "财年": [2023, 2023], "单位名称": ["二局", "一局"],
+                               "总分": [80.0, 90.5], "等级": ["良", "优"]}))
+    path = store.snapshot(tmp_path / "快照.sqlite")
+    store.add(1, pd.DataFrame({"单位编码": ["U3"], "财年": [2024], "单位名称": ["三局"], "总分": [70.0],
+                               "等级": ["中"]}))
+    copy = UnitStore.opened(path, store.columns)
+    try:
+        assert copy.count() == 2 and store.count() == 3 and copy.years() == [2023]
+        assert copy.frame(2023, by_score=True)[["单位编码", "总分"]].values.tolist() == [["U1", 90.5], ["U2", 80.0]]
+        assert copy.names(2023, ["U2"]) == {"U2": "二局"}
+        with pytest.raises(sqlite3.OperationalError):
+            copy.add(2, pd.DataFrame({"单位编码": ["U4"], "财年": [2023]}))
+    finally:
+        copy.close()
+        store.close()
