@@ -19,7 +19,7 @@ from .issues import Issue, error, info, warning
 from .spec import (
     BUDGET_EXECUTION, PERFORMANCE_TARGETS, UNIT_KEY, UNIT_TEMPLATES, WORK_STATISTICS, SheetSpec,
 )
-from .staging import NUMERIC_KINDS, StagedFile, empty_table
+from .staging import NUMERIC_KINDS, StagedFile, concat_tables, empty_table, table_column, table_rows
 
 # Canonical table sheet → Dataset attribute.
 TABLES: dict[str, tuple[str, SheetSpec]] = {
@@ -232,7 +232,7 @@ def _duplicate_stat_items(key: Key, files: dict[str, list[StagedFile]]) -> list[
     issues = []
     for sf in files.get(WORK_STATISTICS.type, []):
         table = sf.tables.get("工作统计")
-        for item, row in zip(table["统计项"].tolist(), table["_row"].tolist()):
+        for item, row in zip(table_column(table, "统计项"), table_column(table, "_row")):
             if not item:
                 continue
             norm = _squashed(item)
@@ -256,19 +256,21 @@ def _duplicate_stat(key: Key, item: str, first: tuple[StagedFile, int], sf: Stag
 
 
 def _concat_table(sheet: str, spec: SheetSpec, chosen: dict[Key, dict[str, list[StagedFile]]]) -> pd.DataFrame:
-    """One table across all used files, unit key columns first. Grain: one row per staged row of `sheet`."""
-    frames, codes, years, sizes = [], [], [], []
+    """One table across all used files, unit key columns first. Grain: one row per staged row of `sheet`. A file's
+    table may still be packed (a batch reads its files from the cache so: staging.concat_tables stacks them)."""
+    tables, codes, years, sizes = [], [], [], []
     for key, files in chosen.items():
         for sf in _flatten(files):
             t = sf.tables.get(sheet)
-            if t is not None and len(t):
-                frames.append(t)
+            n = 0 if t is None else table_rows(t)
+            if n:
+                tables.append(t)
                 codes.append(key[0])
                 years.append(key[1])
-                sizes.append(len(t))
-    if not frames:
+                sizes.append(n)
+    if not tables:
         return _with_key(empty_table(spec), None)
-    table = pd.concat(frames, ignore_index=True)  # the key columns are added once, not once per file
+    table = concat_tables(tables)  # the key columns are added once, not once per file
     table.insert(0, "财年", np.repeat(np.array(years, dtype="int64"), sizes))
     table.insert(0, "单位编码", np.repeat(np.array(codes, dtype=object), sizes))
     return table

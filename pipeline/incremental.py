@@ -212,9 +212,10 @@ def pack_results(cache_dir: Path | str, name: str, keys: list[str]) -> list[tupl
     return None if any(r is None for r in results) else results
 
 
-def cache_get(cache_dir: Path | str, ref: str | None):
+def cache_get(cache_dir: Path | str, ref: str | None, frames: bool = True):
     """The cached (StagedFile, issues) of the file with this entry reference, or None: its pack is read up to the
-    entry. An unreadable entry is simply recomputed."""
+    entry. An unreadable entry is simply recomputed. With frames=False its tables stay packed (a batch stacks
+    them with those of its other files: dataset.assemble)."""
     if ref is None:
         return None
     name, _, place = ref.partition("/")
@@ -225,18 +226,18 @@ def cache_get(cache_dir: Path | str, ref: str | None):
             if entries is None or not 0 <= place < len(entries):
                 return None
             fh.seek(sum(size for _, _, size, _ in entries[:place]), os.SEEK_CUR)
-            return _read_entry(fh, *entries[place][2:])
+            return _read_entry(fh, *entries[place][2:], frames=frames)
     except Exception:  # noqa: BLE001 -- missing, truncated, foreign or from another Python: recompute
         return None
 
 
-def _read_entry(fh, size: int, crc: int):
-    """The (StagedFile, issues) of the entry at `fh`'s position, of that length and CRC-32; None when its bytes are
-    short or differ."""
+def _read_entry(fh, size: int, crc: int, frames: bool = True):
+    """The (StagedFile, issues) of the entry at `fh`'s position, of that length and CRC-32 (its tables built as
+    frames, or left packed); None when its bytes are short or differ."""
     body = fh.read(size)
     if len(body) != size or zlib.crc32(body) != crc:
         return None
-    return _unpack_result(pickle.loads(body))
+    return _unpack_result(pickle.loads(body), frames)
 
 
 def pack_put(cache_dir: Path | str, name: str, entries: list[tuple[str, tuple]]) -> bool:
@@ -277,12 +278,13 @@ def _pack_result(result) -> tuple:
     return values, packed_issues
 
 
-def _unpack_result(packed) -> tuple:
+def _unpack_result(packed, frames: bool = True) -> tuple:
     values, packed_issues = packed
     issues = [Issue(*fields) for fields in packed_issues]
     if values is None:
         return None, issues
-    return _with_frames((StagedFile(*values), issues))
+    result = StagedFile(*values), issues
+    return _with_frames(result) if frames else result
 
 
 def _with_frames(result) -> tuple:

@@ -545,7 +545,7 @@ def _batch(job: BatchJob) -> dict:
     t0 = time.perf_counter()
     # A result that travelled inline, else the cached one; a cache entry gone since the file map (another run on
     # the same output folder pruned it) is staged again from the file.
-    results = [inline or cache_get(job.cache_dir, key) or load_and_stage((path, job.input_dir))
+    results = [inline or cache_get(job.cache_dir, key, frames=False) or load_and_stage((path, job.input_dir))
                for path, key, inline in job.files]
     ds, found = _assemble_results(results)
     t1 = time.perf_counter()

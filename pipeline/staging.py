@@ -622,6 +622,55 @@ def table_frame(packed: tuple) -> pd.DataFrame:
                                        columns=_labels(labels, labels_dtype).view())
 
 
+def table_rows(table) -> int:
+    """The number of rows of a staged table, packed (table_blocks, ("frame", df)) or built."""
+    if type(table) is tuple:
+        return table[1] if table[0] == "blocks" else len(table[1])
+    return len(table)
+
+
+def table_column(table, name: str) -> list:
+    """One column of a staged table as a list, packed or built: of packed blocks without building the frame."""
+    if type(table) is tuple and table[0] == "blocks":
+        _tag, n, labels, _labels_dtype, packed_blocks = table
+        at = labels.index(name)
+        for dtype, width, positions, data in packed_blocks:
+            if at in positions:
+                j = positions.index(at)
+                if np.dtype(dtype) == object:
+                    return list(data[j * n:(j + 1) * n])
+                return np.frombuffer(data, dtype=dtype).reshape(width, n)[j].tolist()
+        raise KeyError(name)
+    return (table_frame(table) if type(table) is tuple else table)[name].tolist()
+
+
+def concat_tables(tables: list) -> pd.DataFrame:
+    """Staged tables of one sheet (none empty; packed or built) stacked, as pd.concat(frames, ignore_index=True)
+    stacks their frames. Tables packed in one layout (the cache's, the batches' common case) are stacked block by
+    block into one frame, without a frame per file: building a hundred small frames and concatenating them cost
+    more than their cells."""
+    layouts = {(t[2], t[3], tuple((d, w, tuple(p)) for d, w, p, _ in t[4]))
+               for t in tables if type(t) is tuple and t[0] == "blocks"}
+    if len(layouts) != 1 or not all(type(t) is tuple and t[0] == "blocks" for t in tables):
+        return pd.concat([table_frame(t) if type(t) is tuple else t for t in tables], ignore_index=True)
+    _tag, _n, labels, labels_dtype, first = tables[0]
+    sizes = [t[1] for t in tables]
+    total = sum(sizes)
+    blocks = []
+    for b, (dtype, width, positions, _data) in enumerate(first):
+        dtype = np.dtype(dtype)
+        if dtype == object:  # column by column, each file's part of the column in turn, in one np.fromiter
+            parts = chain.from_iterable(t[4][b][3][j * n:(j + 1) * n] for j in range(width)
+                                        for t, n in zip(tables, sizes))
+            values = np.fromiter(parts, dtype=object, count=width * total).reshape(width, total)
+        else:
+            values = np.concatenate([np.frombuffer(t[4][b][3], dtype=dtype).reshape(width, n)
+                                     for t, n in zip(tables, sizes)], axis=1)
+        blocks.append((values, np.array(positions, dtype=np.intp)))
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex.from_range(range(total)),
+                                       columns=_labels(labels, labels_dtype).view())
+
+
 def table_frames(tables: dict) -> dict:
     """Sheet → table with every table still packed (a tuple: table_blocks, or the cache's ("frame", df)) built as
     its DataFrame."""

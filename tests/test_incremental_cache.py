@@ -397,6 +397,39 @@ def test_a_file_staged_packed_is_the_file_staged_into_frames():
     assert seen >= 15
 
 
+def test_packed_tables_stack_as_their_frames_concatenate():
+    """A batch stacks its files' tables packed (staging.concat_tables), never building a frame per file: equal to
+    pd.concat of their frames, dtypes and NaN / None / mixed objects included, for every sheet of the shipped and
+    defect workbooks stacked three times over; a mix of packed, built and ("frame", df) tables goes through
+    pd.concat. table_rows and table_column read a packed table as its frame."""
+    from pipeline.staging import concat_tables, table_column, table_rows
+
+    by_sheet: dict[str, list] = {}
+    for path in _workbooks():
+        src, _ = load.load_file(path, path.parent)
+        if src is None or src.template is None:
+            continue
+        packed, _ = stage_file(src, packed=True)
+        for name, blocks in packed.tables.items():
+            frame = table_frame(blocks)
+            assert table_rows(blocks) == len(frame)
+            for column in frame.columns:
+                assert _nan_equal(table_column(blocks, column), frame[column].tolist()), (path.name, name, column)
+            if len(frame):
+                by_sheet.setdefault(name, []).append(blocks)
+    assert len(by_sheet) >= 6
+    for name, tables in by_sheet.items():
+        tables = tables * 3
+        expected = pd.concat([table_frame(t) for t in tables], ignore_index=True)
+        assert_same_frame(concat_tables(tables), expected)
+        mixed = [tables[0], table_frame(tables[1]), ("frame", table_frame(tables[2])), *tables[3:]]
+        assert_same_frame(concat_tables(mixed), expected)
+    mixed_objects = incremental._pack_frame(_mixed_table())
+    assert table_rows(mixed_objects) == 9 and table_column(mixed_objects, "_row") == list(range(3, 12))
+    assert_same_frame(concat_tables([mixed_objects, mixed_objects]),
+                      pd.concat([_mixed_table(), _mixed_table()], ignore_index=True))
+
+
 def _nan_equal(a, b) -> bool:
     """Packed blocks equal but for NaN in object lists (NaN is not equal to itself)."""
     if isinstance(a, float) and isinstance(b, float):
