@@ -8,10 +8,10 @@ Two steps:
   (`input_templates/报告模板/绩效自评报告.md.j2`, Jinja2 in a sandbox) and lays the text out as a .docx:
   `#` title, `##` / `###` headings, `|` table rows become a real Word table, `>` lines are placeholders for the
   unit to complete, other lines are body paragraphs. The package (styles, fonts, page) is python-docx's default
-  document with our styles, built and compressed once per process; per unit only the document body and title are
-  written, as the XML python-docx's API would write for them (~1 ms instead of ~100 ms), text escaped and characters
-  XML forbids removed, so whatever an input cell holds stays inert text, and zipped after the fixed parts (compressed
-  once per process) by `ziparchive` (ISA-L's deflate). Written atomically (temp file + os.replace) and
+  document with our styles, shipped ready built (`report_skeleton.docx`); per unit only the document body and title
+  are written, as the XML python-docx's API would write for them (~1 ms instead of ~100 ms), text escaped and
+  characters XML forbids removed, so whatever an input cell holds stays inert text, and zipped after the fixed parts
+  (copied compressed as the skeleton stores them) by `ziparchive` (ISA-L's deflate). Written atomically (temp file + os.replace) and
   deterministically (fixed document dates and zip entry times), so reruns are byte-identical. The figures the
   workbook also shows (column lists, sums, score groups) are the ones render computed for it (`UnitReport.derived`).
 """

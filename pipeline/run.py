@@ -386,7 +386,7 @@ def finish_outputs(results, framework: Framework, output_dir: Path, old: Manifes
             unchanged.extend(outs)
         else:
             todo.append((year, outs))
-    for (path, digest) in _year_summaries(results, framework, [(year, outs[1]) for year, outs in todo], executor,
+    for path, digest in _year_summaries(results, framework, [(year, outs[1]) for year, outs in todo], executor,
                                           shared):
         files_state[Path(path).relative_to(output_dir).as_posix()] = digest
     for year, (csv_path, summary_path) in todo:  # each year's CSV, then its 汇总, as they were always listed
