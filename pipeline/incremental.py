@@ -117,7 +117,8 @@ def code_digest() -> str:
         for p in sorted([*here.glob("*.py"), *(here / name for name in _PACKAGE_DATA)]):
             if p.name in _NOT_IN_OUTPUTS:
                 continue
-            h.update(p.name.encode() + b"\0" + p.read_bytes())
+            # a data file gone (a broken installation) is left for its user to report: report._skeleton does
+            h.update(p.name.encode() + b"\0" + (p.read_bytes() if p.exists() else b"\0missing"))
         _CODE_DIGEST = h.hexdigest()
     return _CODE_DIGEST
 

@@ -11,9 +11,10 @@ Two steps:
   document with our styles, shipped ready built (`report_skeleton.docx`); per unit only the document body and title
   are written, as the XML python-docx's API would write for them (~1 ms instead of ~100 ms), text escaped and
   characters XML forbids removed, so whatever an input cell holds stays inert text, and zipped after the fixed parts
-  (copied compressed as the skeleton stores them) by `ziparchive` (ISA-L's deflate). Written atomically (temp file + os.replace) and
-  deterministically (fixed document dates and zip entry times), so reruns are byte-identical. The figures the
-  workbook also shows (column lists, sums, score groups) are the ones render computed for it (`UnitReport.derived`).
+  (copied compressed as the skeleton stores them) by `ziparchive` (ISA-L's deflate). Written atomically (temp file
+  + os.replace) and deterministically (fixed document dates and zip entry times), so reruns are byte-identical. The
+  figures the workbook also shows (column lists, sums, score groups) are the ones render computed for it
+  (`UnitReport.derived`).
 """
 
 from __future__ import annotations
@@ -299,14 +300,19 @@ def skeleton_package() -> bytes:
 @functools.lru_cache(maxsize=1)
 def _skeleton() -> _Skeleton:
     """SKELETON taken apart, once per process: its parts copied compressed as they are stored."""
-    package = ZipReader(SKELETON.read_bytes())
-    document, core = package.read(DOCUMENT_PART).decode("utf-8"), package.read(CORE_PART).decode("utf-8")
-    parts = tuple(package.deflated(name) for name in package.namelist() if name not in (DOCUMENT_PART, CORE_PART))
+    broken = (f"程序自带的报告底稿 {SKELETON} 缺失或已损坏，无法生成绩效自评报告。"
+              "请重新获取本程序（或运行 make generated）")
+    try:
+        package = ZipReader(SKELETON.read_bytes())
+        document, core = package.read(DOCUMENT_PART).decode("utf-8"), package.read(CORE_PART).decode("utf-8")
+        parts = tuple(package.deflated(name) for name in package.namelist() if name not in (DOCUMENT_PART, CORE_PART))
+    except (OSError, ValueError, KeyError) as exc:  # UnsupportedZip and UnicodeDecodeError are ValueErrors
+        raise RuntimeError(broken) from exc
     head, _, rest = document.partition("<w:body>")
     empty, _, tail = rest.partition("<w:sectPr")
     core_head, _, core_tail = core.partition(_TITLE_SLOT)
     if empty or not tail or not core_tail:
-        raise RuntimeError("报告底稿 report_skeleton.docx 的结构与预期不符，无法生成绩效自评报告")
+        raise RuntimeError(broken)
     return _Skeleton(parts, head + "<w:body>", "<w:sectPr" + tail, core_head, core_tail, *_STYLE_IDS, _BLOCK_WIDTH)
 
 

@@ -288,6 +288,22 @@ def test_shipped_skeleton_is_current():
     assert _BLOCK_WIDTH == section.page_width - section.left_margin - section.right_margin
 
 
+@pytest.mark.parametrize("content", [None, b"PK not a zip", b""], ids=["missing", "garbage", "empty"])
+def test_a_missing_or_damaged_skeleton_is_said_in_chinese(content, tmp_path, monkeypatch):
+    from pipeline import report
+
+    skeleton = tmp_path / "report_skeleton.docx"
+    if content is not None:
+        skeleton.write_bytes(content)
+    monkeypatch.setattr(report, "SKELETON", skeleton)
+    report._skeleton.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="报告底稿.*缺失或已损坏"):
+            docx_package("正文", "标题")
+    finally:
+        report._skeleton.cache_clear()
+
+
 def markup(doc) -> str:
     """A document back as the template's marked-up text."""
     marks = {"Title": "# ", "Heading 1": "## ", "Heading 2": "### "}
