@@ -408,8 +408,7 @@ def _year_summaries(results, framework: Framework, todo: list[tuple[int, Path]],
     then, and the floor writes its files in parallel too."""
     if len(todo) < 2 or executor is None or executor.workers < 2 or shared is None:
         for year, path in todo:
-            write_summary(summary_tables(results, year, framework), path, year)
-            yield str(path), sha256_file(path)
+            yield _year_summary(results, year, framework, path)
         return
     snapshot = results.store.snapshot(Path(shared) / "units.sqlite")
     losses = results.losses
@@ -436,10 +435,15 @@ def write_year_summary(job: YearSummaryJob) -> tuple[str, str]:
     """Write one 财年's 汇总.xlsx (runs in a worker); returns its path and SHA-256."""
     store = UnitStore.opened(job.store, job.columns)
     try:
-        results = RunResult(store=store, losses=job.losses, issues=job.issues)
-        path = write_summary(summary_tables(results, job.year, job.framework), Path(job.path), job.year)
+        return _year_summary(RunResult(store=store, losses=job.losses, issues=job.issues), job.year, job.framework,
+                             Path(job.path))
     finally:
         store.close()
+
+
+def _year_summary(results, year: int, framework: Framework, path: Path) -> tuple[str, str]:
+    """Write one 财年's 汇总.xlsx of `results` (an Evaluation or a RunResult); returns its path and SHA-256."""
+    path = write_summary(summary_tables(results, year, framework), path, year)
     return str(path), sha256_file(path)
 
 

@@ -608,18 +608,7 @@ def table_frame(packed: tuple) -> pd.DataFrame:
         if not isinstance(df, pd.DataFrame):
             raise TypeError("not a table")
         return df
-    _tag, n, labels, labels_dtype, packed_blocks = packed
-    blocks = []
-    for dtype, width, positions, data in packed_blocks:
-        dtype = np.dtype(dtype)
-        if dtype == object:
-            values = np.fromiter(data, dtype=object, count=width * n).reshape(width, n)
-        else:
-            values = np.frombuffer(data, dtype=dtype).reshape(width, n)
-        blocks.append((values, np.array(positions, dtype=np.intp)))
-    # A view: each frame gets its own Index object over the shared labels.
-    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex.from_range(range(n)),
-                                       columns=_labels(labels, labels_dtype).view())
+    return _stacked_blocks([packed])
 
 
 def table_rows(table) -> int:
@@ -653,20 +642,29 @@ def concat_tables(tables: list) -> pd.DataFrame:
                for t in tables if type(t) is tuple and t[0] == "blocks"}
     if len(layouts) != 1 or not all(type(t) is tuple and t[0] == "blocks" for t in tables):
         return pd.concat([table_frame(t) if type(t) is tuple else t for t in tables], ignore_index=True)
+    return _stacked_blocks(tables)
+
+
+def _stacked_blocks(tables: list[tuple]) -> pd.DataFrame:
+    """The frame of packed tables of one layout (table_blocks), their rows one after the other: each block one 2-D
+    array, an object block filled column by column (each table's part of the column in turn) in one np.fromiter,
+    each value one element, never nested; a numeric block over a single table's bytes, not copied, or the tables'
+    arrays concatenated."""
     _tag, _n, labels, labels_dtype, first = tables[0]
     sizes = [t[1] for t in tables]
     total = sum(sizes)
     blocks = []
     for b, (dtype, width, positions, _data) in enumerate(first):
         dtype = np.dtype(dtype)
-        if dtype == object:  # column by column, each file's part of the column in turn, in one np.fromiter
-            parts = chain.from_iterable(t[4][b][3][j * n:(j + 1) * n] for j in range(width)
-                                        for t, n in zip(tables, sizes))
+        if dtype == object:
+            parts = _data if len(tables) == 1 else chain.from_iterable(
+                t[4][b][3][j * n:(j + 1) * n] for j in range(width) for t, n in zip(tables, sizes))
             values = np.fromiter(parts, dtype=object, count=width * total).reshape(width, total)
         else:
-            values = np.concatenate([np.frombuffer(t[4][b][3], dtype=dtype).reshape(width, n)
-                                     for t, n in zip(tables, sizes)], axis=1)
+            arrays = [np.frombuffer(t[4][b][3], dtype=dtype).reshape(width, n) for t, n in zip(tables, sizes)]
+            values = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1)
         blocks.append((values, np.array(positions, dtype=np.intp)))
+    # A view: each frame gets its own Index object over the shared labels.
     return create_dataframe_from_blocks(blocks, index=pd.RangeIndex.from_range(range(total)),
                                        columns=_labels(labels, labels_dtype).view())
 
