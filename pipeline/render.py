@@ -10,9 +10,10 @@ producing exactly the bytes xlsxwriter's own methods produce (tests/test_render.
 cell is always a shared string: nothing is parsed as a formula, a number or a URL on either path. A unit's workbook
 is built in memory and written to its file at once, its parts zipped by `ziparchive` (ISA-L's deflate) instead of
 zipfile (`_Workbook`): the same parts, in the same order, only compressed faster. What the workbook and the Word
-report (report.py) both derive from a unit's tables is computed once per unit (`UnitReport.derived`). The 汇总
+report (report.py) both derive from a unit's tables is computed once per unit (`UnitReport.derived`). A large 汇总
 (summary.py) is streamed (`constant_memory`): its table cells go into the cell table of the row being written, which
-`_Sheet._write_single_row` writes out, texts inline, when the next row starts (tests/test_summary_speed.py).
+`_Sheet._write_single_row` writes out, texts inline, when the next row starts (tests/test_summary_speed.py); a small
+one is built in memory like a unit's workbook.
 """
 
 from __future__ import annotations

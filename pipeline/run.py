@@ -63,7 +63,7 @@ from .report import template_digest, write_unit_report  # issue #6: 绩效自评
 from .scoring import Scores, score_units
 from .spec import UNIT_KEY, safe_name
 from .spool import IssueLog, SpooledPaths, remove_stale, spool_batch, spool_outputs
-from .summary import SUMMARY_FILE, summary_tables, write_summary
+from .summary import SUMMARY_FILE, fits_in_memory, summary_tables, write_summary
 from .unitstore import UnitStore
 
 DETAILS_CSV = "评分明细.csv"
@@ -443,7 +443,7 @@ def write_year_summary(job: YearSummaryJob) -> tuple[str, str]:
 
 def _year_summary(results, year: int, framework: Framework, path: Path) -> tuple[str, str]:
     """Write one 财年's 汇总.xlsx of `results` (an Evaluation or a RunResult); returns its path and SHA-256."""
-    path = write_summary(summary_tables(results, year, framework), path, year)
+    path = write_summary(summary_tables(results, year, framework), path, year, fits_in_memory(results, year))
     return str(path), sha256_file(path)
 
 

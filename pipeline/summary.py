@@ -5,8 +5,8 @@ Each unit's figures are taken where it is scored (`unit_rows`, in the batch) and
 disk; the table builders read them back (the tables with a row per unit as `Table`s, a chunk at a time, so a
 province's units are never all in memory; the small ones as DataFrames; 数据问题 as column lists a chunk at a time),
 with the Chinese column names shown to users. Only `write_summary` touches a file, through render.Book (streamed:
-constant_memory), written to a temporary name and renamed. Several fiscal years in one input are kept apart: the
-caller writes one 汇总.xlsx per 财年.
+constant_memory, unless small enough to build in memory), written to a temporary name and renamed. Several fiscal
+years in one input are kept apart: the caller writes one 汇总.xlsx per 财年.
 
 Tables of `summary_tables(ev, year)`:
 
@@ -420,13 +420,27 @@ def _table(book, ws, top: int, df: pd.DataFrame, default: str = "text") -> int:
     return book.grid(ws, top, _columns(df.columns, default), _values(df), len(df))
 
 
-def write_summary(tables: dict[str, pd.DataFrame], path: Path, year: int) -> Path:
-    """Write 汇总.xlsx from summary_tables atomically (temporary file beside it, then renamed); returns the path."""
+# A 汇总 of at most this many rows (see fits_in_memory) is built in memory and zipped at once, as a unit's workbook
+# is: no temporary file per sheet and per part, ≈ 40 % less time (a 90-unit year: ≈ 45 → 28 ms). A larger one is
+# streamed (constant_memory), so that a province's 汇总 never holds its rows: 2,000 rows in memory are a few MB.
+IN_MEMORY_ROWS = 2000
+
+
+def fits_in_memory(results, year: int) -> bool:
+    """Whether the 汇总 of `year` has at most IN_MEMORY_ROWS rows, counted from above before it is written: its
+    units twice (排名 and 预算执行) and every issue of the run (those of the year and of other years)."""
+    return 2 * results.store.count(int(year)) + len(results.issues) <= IN_MEMORY_ROWS
+
+
+def write_summary(tables: dict[str, pd.DataFrame], path: Path, year: int, in_memory: bool = False) -> Path:
+    """Write 汇总.xlsx from summary_tables atomically (temporary file beside it, then renamed); returns the path.
+    Streamed (render.Book's constant_memory) unless `in_memory` (a small 汇总: fits_in_memory): the same cells,
+    formats and charts either way; texts are stored inline when streamed, as shared strings in memory."""
     from .render import Book  # render imports pandas/xlsxwriter; keep the builders light
 
     path = Path(path)
     with atomic_output(path) as tmp:
-        book = Book(tmp, f"{year}年度部门整体支出绩效评价汇总", constant_memory=True)
+        book = Book(tmp, f"{year}年度部门整体支出绩效评价汇总", constant_memory=not in_memory)
         _ranking_sheet(book, tables, year)
         _distribution_sheet(book, tables)
         _plain_sheet(book, "失分指标", f"{year}年度失分最多的指标（分）", tables["失分指标"], "number")

@@ -16,6 +16,7 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+import python_calamine
 import xlsxwriter
 from xlsxwriter.utility import _preserve_whitespace
 from xlsxwriter.worksheet import Worksheet
@@ -173,31 +174,91 @@ def _joined(chunks) -> dict[str, list]:
     return {name: [v for chunk in chunks for v in chunk[name]] for name in summary.ISSUE_COLUMNS}
 
 
-def _write(tmp_path, monkeypatch, fast: bool, tables: dict, chunks: list[dict[str, list]]):
+def _write(tmp_path, monkeypatch, fast: bool, tables: dict, chunks: list[dict[str, list]],
+           in_memory: bool = False):
     monkeypatch.setattr(render, "_FAST", fast)
-    path = tmp_path / str(fast) / "汇总.xlsx"
-    return summary.write_summary({**tables, "数据问题": iter(chunks)}, path, 2023)
+    path = tmp_path / f"{fast}-{in_memory}" / "汇总.xlsx"
+    return summary.write_summary({**tables, "数据问题": iter(chunks)}, path, 2023, in_memory)
 
 
+def _parts(path) -> list[tuple[str, bytes]]:
+    """A workbook's zip entries in order, uncompressed (in memory the fast path zips with ISA-L, the stock path
+    with zipfile: the compressed bytes differ, nothing else)."""
+    with zipfile.ZipFile(path) as z:
+        return [(i.filename, z.read(i)) for i in z.infolist()]
+
+
+@pytest.mark.parametrize("in_memory", [False, True], ids=["streamed", "in-memory"])
 @pytest.mark.parametrize(("n_units", "n_issues", "sizes"), [(40, 300, [7, 60, 1, 232]), (3, 0, []), (0, 5, [5])])
-def test_summary_is_the_same_on_the_fast_and_the_stock_path(tmp_path, monkeypatch, n_units, n_issues, sizes):
+def test_summary_is_the_same_on_the_fast_and_the_stock_path(tmp_path, monkeypatch, n_units, n_issues, sizes,
+                                                            in_memory):
     tables = summary.summary_tables(_evaluation(n_units, n_issues, seed=n_units + n_issues), 2023)
     issues = _joined(tables["数据问题"])
     chunks = _chunks(issues, sizes)
-    fast, stock = (_write(tmp_path, monkeypatch, f, tables, chunks) for f in (True, False))
-    assert fast.read_bytes() == stock.read_bytes()
+    fast, stock = (_write(tmp_path, monkeypatch, f, tables, chunks, in_memory) for f in (True, False))
+    if in_memory:
+        assert _parts(fast) == _parts(stock)
+    else:
+        assert fast.read_bytes() == stock.read_bytes()
     sheet = openpyxl.load_workbook(fast)["数据问题"]
     rows = list(sheet.iter_rows(min_row=2))
     if not n_issues:
         assert [c.value for c in rows[0]][:1] == ["未发现数据问题"]
         return
-    escaped = Worksheet._escape_control_characters  # as xlsxwriter stores them; openpyxl reads them back as stored
+    # Texts as xlsxwriter stores them (control characters as _xHHHH_, a literal _xHHHH_ as _x005F_xHHHH_), read back
+    # by openpyxl as stored, but for its one step on shared strings: `x005F_` removed.
+    stored = Worksheet._escape_control_characters
+    escaped = (lambda v: stored(v).replace("x005F_", "")) if in_memory else stored
     assert [[c.value for c in r] for r in rows] == [[None if _missing(v) else escaped(v) for v in r]
                                                     for r in zip(*issues.values())]
     colours = {"错误": "FFC00000", "警告": "FFB45F06", "提示": None}  # Book's error / warning / text formats
     severity = summary.ISSUE_COLUMNS.index("严重程度")
     assert [_font_rgb(r[severity]) for r in rows] == [colours[r[severity].value] for r in rows]
     assert {r[severity].value for r in rows} == set(colours)
+
+
+def _look(path) -> dict:
+    """What a reader sees of a workbook: per sheet its values (as calamine decodes them, as Excel does: openpyxl
+    reads escaped texts back differently from inline and shared strings), its cells' number format, font, fill,
+    border and alignment, merged ranges, column widths, frozen panes, filter, print titles and charts (kind, data
+    ranges)."""
+    book, values = openpyxl.load_workbook(path), python_calamine.CalamineWorkbook.from_path(str(path))
+    seen = {}
+    for ws in book.worksheets:
+        cells = [(c.coordinate, c.number_format, repr(c.font), repr(c.fill), repr(c.border), repr(c.alignment))
+                 for row in ws.iter_rows() for c in row]
+        cells.append(values.get_sheet_by_name(ws.title).to_python())
+        charts = [(type(ch).__name__, [(s.val.numRef.f, s.cat.numRef.f if s.cat.numRef else s.cat.strRef.f)
+                                        for s in ch.series]) for ch in ws._charts]
+        seen[ws.title] = (cells, sorted(map(str, ws.merged_cells.ranges)),
+                          {k: d.width for k, d in ws.column_dimensions.items()}, ws.freeze_panes, ws.auto_filter.ref,
+                          ws.print_title_rows, charts)
+    return seen
+
+
+def test_a_summary_in_memory_shows_what_the_streamed_one_shows(tmp_path, monkeypatch):
+    """The two ways of writing a 汇总 differ in how texts are stored (inline or shared) and in the order of the
+    style records, never in what Excel shows."""
+    tables = summary.summary_tables(_evaluation(40, 300, seed=1), 2023)
+    chunks = _chunks(_joined(tables["数据问题"]), [7, 60, 1, 232])
+    streamed, in_memory = (_write(tmp_path, monkeypatch, True, tables, chunks, m) for m in (False, True))
+    with zipfile.ZipFile(streamed) as z:
+        assert "xl/sharedStrings.xml" not in z.namelist()
+    with zipfile.ZipFile(in_memory) as z:
+        assert "xl/sharedStrings.xml" in z.namelist()
+    seen = _look(streamed)
+    assert len(seen) == 5 and sum(len(charts) for *_, charts in seen.values()) == 2
+    assert _look(in_memory) == seen
+
+
+def test_a_summary_fits_in_memory_up_to_2000_rows():
+    """Its units count twice (排名 and 预算执行), every issue of the run once."""
+    assert summary.IN_MEMORY_ROWS == 2000
+    for units, issues, fits in [(40, 300, True), (900, 200, True), (900, 201, False), (1000, 0, True),
+                                (1001, 0, False), (0, 2000, True), (0, 2001, False)]:
+        result = _evaluation(units, issues, seed=3)
+        assert summary.fits_in_memory(result, 2023) is fits, (units, issues)
+        assert summary.fits_in_memory(result, 2022) is (issues <= 2000)  # no unit in 2022; the issues still count
 
 
 def test_summary_values_are_the_rows_values():
