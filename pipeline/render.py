@@ -603,7 +603,7 @@ def _write_unit_workbook(report: UnitReport, path: Path | BinaryIO) -> None:
     book.close()
 
 
-def _columns(df: pd.DataFrame) -> dict[str, list]:
+def column_lists(df: pd.DataFrame) -> dict[str, list]:
     """Each column of a frame as a list of Python scalars (what `records` gives per row), by name; of a repeated
     name the last column, as in `records`. The whole frame is converted to objects at once, the same scalars as each
     column's `tolist` (the tests compare them), without building a Series per column (~8 µs each, 110 a workbook)."""
@@ -620,8 +620,20 @@ def _once(report: UnitReport, key, make):
 
 
 def _columns_of(report: UnitReport, name: str) -> dict[str, list]:
-    """`_columns` of the report's table `name` (an attribute), computed once: read only."""
-    return _once(report, ("columns", name), lambda: _columns(getattr(report, name)))
+    """`column_lists` of the report's table `name` (an attribute), computed once (or given: set_columns); read
+    only."""
+    return _once(report, ("columns", name), lambda: column_lists(getattr(report, name)))
+
+
+# The report tables the workbook and the Word report read as column lists (`_columns_of`).
+LISTED_TABLES = ("details", "budget_lines", "sangong", "targets", "work_stats", "files")
+
+
+def set_columns(report: UnitReport, name: str, columns: dict[str, list]) -> None:
+    """Give `_columns_of(report, name)` ready made: `column_lists` of the report's table `name`, taken by the
+    caller from lists it made for many units at once (run._UnitParts.columns: a frame costs about as much to convert
+    for a batch of units as for one unit). Read only, like the table."""
+    report.derived[("columns", name)] = columns
 
 
 def _table_totals(report: UnitReport, name: str, columns: tuple[str, ...]) -> dict[str, float]:
@@ -651,7 +663,7 @@ def _table_data(cols: dict[str, list], columns: list[tuple[str, str]], n: int) -
 
 
 def _numbers(values: list) -> np.ndarray:
-    """A column's values (as `_columns` gives them) as float64, as `pd.to_numeric` reads them; blanks are NaN."""
+    """A column's values (as `column_lists` gives them) as float64, as `pd.to_numeric` reads them; blanks are NaN."""
     if all(v.__class__ is float for v in values):
         return np.array(values, dtype=np.float64)
     return pd.to_numeric(pd.Series(values, dtype=object)).to_numpy(dtype=np.float64, na_value=np.nan)
@@ -909,7 +921,7 @@ def _framework_parts(fw) -> _FrameworkParts:
     parts = _FRAMEWORKS.get(key)
     if parts is None or (not fw.sha256 and parts.rows is not fw.rows):
         recs = records(fw.rows)
-        cols = _columns(fw.rows)
+        cols = column_lists(fw.rows)
         parts = _FrameworkParts(fw.rows, {r["指标编码"]: r for r in recs},
                                 _table_data(cols, _RULE_COLUMNS, len(fw.rows)))
         if len(_FRAMEWORKS) >= 8:
@@ -1034,7 +1046,7 @@ def _monitoring_sheet(book: Book, report: UnitReport) -> None:
     ws = book.sheet("监控预警", header_rows=3)
     mon = report.monitoring
     n = len(mon)
-    data = _columns(mon)
+    data = column_lists(mon)
     as_of = data["截至月份"][0] if n else ""
     counts = Counter(data["预警等级"])
     ws.write_string(0, 0, f"绩效运行监控（截至 {as_of}）", book.fmt["title"])
@@ -1060,7 +1072,7 @@ WORK_STATS_COLUMNS = [("统计项", "text"), ("业务条线", "text"), ("计量�
 def _work_stats_sheet(book: Book, report: UnitReport) -> None:
     ws = book.sheet("工作统计汇总", header_rows=0)
     n = len(report.work_stats)
-    book.grid(ws, 0, WORK_STATS_COLUMNS, _table_data(_columns(report.work_stats), WORK_STATS_COLUMNS, n), n)
+    book.grid(ws, 0, WORK_STATS_COLUMNS, _table_data(_columns_of(report, "work_stats"), WORK_STATS_COLUMNS, n), n)
     ws.freeze_panes(1, 1)
 
 
@@ -1175,7 +1187,7 @@ def _about_sheet(book: Book, report: UnitReport) -> None:
     ws.write_string(r, 0, "输入文件", book.fmt["subtitle"])
     file_cols = [("文件", "text"), ("模板类型", "text"), ("填报科室", "text"), ("sha256", "text")]
     n = len(report.files)
-    r = book.grid(ws, r + 1, file_cols, _table_data(_columns(report.files), file_cols, n), n) + 1
+    r = book.grid(ws, r + 1, file_cols, _table_data(_columns_of(report, "files"), file_cols, n), n) + 1
     ws.write_string(r, 0, "评分规则", book.fmt["subtitle"])
     book.grid(ws, r + 1, _RULE_COLUMNS, _framework_parts(fw).rule_table, len(fw.rows))
     book.widths[ws.name][1] = 40

@@ -57,7 +57,8 @@ from .load import discover_paths
 from .manifest import Manifest, ManifestWriter, new_manifest
 from .numbers import records
 from .parallel import Counted, Executor
-from .render import DETAIL_COLUMNS, UnitReport, collector_paused, render_unit_workbook
+from .render import (DETAIL_COLUMNS, LISTED_TABLES, UnitReport, collector_paused, column_lists, render_unit_workbook,
+                     set_columns)
 from .monitoring import monitor  # issue #6: 绩效运行监控
 from .report import template_digest, write_unit_report  # issue #6: 绩效自评报告
 from .scoring import Scores, score_units
@@ -735,7 +736,8 @@ class _UnitParts:
         for i in ev.issues:
             if i.unit:
                 self.issues.setdefault((i.unit, i.year), []).append(i)
-        self.columns: dict[tuple[str, str], list[str]] = {}
+        self.text_lists: dict[tuple[str, str], list[str]] = {}
+        self.lists: dict[str, dict[str, list]] = {}  # table → its column lists (render.column_lists)
         self.totals: dict[tuple, dict] | None = None
 
     def get(self, name: str, key: tuple) -> pd.DataFrame:
@@ -745,12 +747,20 @@ class _UnitParts:
         part.index = pd.RangeIndex(stop - start)  # what reset_index(drop=True) gives, without its copy of the frame
         return part
 
+    def columns(self, name: str, key: tuple) -> dict[str, list]:
+        """render's column lists (`column_lists`) of the unit's rows of a table (those `get` gives), sliced from the
+        whole table's, made once per table: converting a frame costs about as much for a batch as for one unit."""
+        frame, (start, stop) = self._span(name, key)
+        if name not in self.lists:
+            self.lists[name] = column_lists(frame)
+        return {column: values[start:stop] for column, values in self.lists[name].items()}
+
     def texts(self, name: str, column: str, key: tuple) -> list[str]:
         """The unit's values of one column of a table as text (`astype(str)`), from one list per table."""
         frame, (start, stop) = self._span(name, key)
-        if (name, column) not in self.columns:
-            self.columns[(name, column)] = frame[column].astype(str).tolist()
-        return self.columns[(name, column)][start:stop]
+        if (name, column) not in self.text_lists:
+            self.text_lists[(name, column)] = frame[column].astype(str).tolist()
+        return self.text_lists[(name, column)][start:stop]
 
     def total(self, key: tuple) -> dict:
         """The unit's row of the totals as a dict, {} when it has none: its part's `.iloc[0].to_dict()` (the
@@ -829,7 +839,7 @@ def _unit_report(ev: Evaluation, framework: Framework, unit: dict, when: datetim
                  parts: _UnitParts | None = None) -> UnitReport:
     key = (unit["单位编码"], unit["财年"])
     parts = parts or _UnitParts(ev)
-    return UnitReport(
+    report = UnitReport(
         unit=unit,
         total=parts.total(key),
         details=parts.get("details", key),
@@ -843,6 +853,9 @@ def _unit_report(ev: Evaluation, framework: Framework, unit: dict, when: datetim
         framework=framework,
         run_time=when,
     )
+    for name in LISTED_TABLES:
+        set_columns(report, name, parts.columns(name, key))
+    return report
 
 
 # --- issue #6: 绩效运行监控 as of a month ---------------------------------------------------------------------------

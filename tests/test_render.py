@@ -208,7 +208,7 @@ def test_the_report_takes_what_the_workbook_computed(tmp_path, monkeypatch, fram
         report.derived.clear()
         assert word.report_context(report) == fresh  # computed afresh: the same
         report.derived.update(derived)
-        monkeypatch.setattr(render, "_columns", None)  # nothing is converted or summed again
+        monkeypatch.setattr(render, "column_lists", None)  # nothing is converted or summed again
         monkeypatch.setattr(render, "_sums_by", None)
         monkeypatch.setattr(render, "_totals", None)
         assert word.report_context(report) == fresh

@@ -117,18 +117,18 @@ def test_columns_are_each_columns_tolist():
         "d": pd.to_datetime(["2024-01-01", None, "2024-02-01"]), "c": pd.Categorical(["a", None, "a"]),
         "u8": np.array([1, 2, 3], dtype=np.uint8), "f32": np.array([1.1, 2, 3], dtype=np.float32)})
     expected = {name: s.tolist() for name, s in frame.items()}
-    got = render._columns(frame)
+    got = render.column_lists(frame)
     assert list(got) == list(expected)
     for name, values in expected.items():
         assert [type(v) for v in got[name]] == [type(v) for v in values], name
         assert all(_same(a, b) for a, b in zip(got[name], values, strict=True)), name
     small = pd.DataFrame({"a": [1.5, 2.0], "b": pd.Series(["x", None], dtype=object), "c": [1, 2]})
-    assert render._columns(small) == {"a": [1.5, 2.0], "b": ["x", None], "c": [1, 2]}
-    assert type(render._columns(small)["c"][0]) is int
+    assert render.column_lists(small) == {"a": [1.5, 2.0], "b": ["x", None], "c": [1, 2]}
+    assert type(render.column_lists(small)["c"][0]) is int
     repeated = pd.DataFrame([[1, "x"], [2, "y"]], columns=["a", "a"])
-    assert render._columns(repeated) == {"a": ["x", "y"]}  # the last of a repeated name, as records keeps it
-    assert render._columns(small.iloc[:0]) == {"a": [], "b": [], "c": []}
-    assert render._columns(pd.DataFrame(index=range(2))) == {}
+    assert render.column_lists(repeated) == {"a": ["x", "y"]}  # the last of a repeated name, as records keeps it
+    assert render.column_lists(small.iloc[:0]) == {"a": [], "b": [], "c": []}
+    assert render.column_lists(pd.DataFrame(index=range(2))) == {}
 
 
 def test_a_book_written_into_memory_is_the_book_written_to_a_file(tmp_path):

@@ -8,11 +8,12 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from pipeline import run
+from pipeline import render, run
 from pipeline.bench import generate
 from pipeline.framework import default_framework_path, load_framework
 from pipeline.incremental import load_and_stage
 from pipeline.load import discover
+from pipeline.render import column_lists
 from pipeline.run import _UnitParts, evaluate, management_for_scoring
 from pipeline.spool import IssueLog, SpooledPaths
 
@@ -41,10 +42,25 @@ def test_unit_parts_are_the_units_rows(ev):
             got = parts.get(name, key)
             pd.testing.assert_frame_equal(got, want)
             assert isinstance(got.index, pd.RangeIndex) and got.index.start == 0
+            # its column lists, sliced from the table's: those of its own rows (the same values of the same types)
+            assert repr(parts.columns(name, key)) == repr(column_lists(want))
             if name == "files":
                 assert parts.texts(name, "文件", key) == want["文件"].astype(str).tolist()
             if name == "totals":  # the same values of the same types (repr shows np.float64 apart from float)
                 assert repr(parts.total(key)) == repr(want.iloc[0].to_dict() if len(want) else {})
+
+
+def test_a_unit_report_reads_the_column_lists_of_its_own_tables(ev):
+    """The workbook and the Word report read a unit's tables as column lists given by _UnitParts (one conversion
+    per batch): the same as converting the unit's own frames."""
+    fw, _ = load_framework(default_framework_path())
+    parts = _UnitParts(ev)
+    for unit in ev.units.to_dict("records"):
+        report = run._unit_report(ev, fw, unit, datetime(2024, 1, 1), parts)
+        for name in render.LISTED_TABLES:
+            given = render._columns_of(report, name)
+            assert repr(given) == repr(column_lists(getattr(report, name))), name
+            assert len(next(iter(given.values()))) == len(getattr(report, name))
 
 
 def test_management_cells_are_those_of_each_row(ev):
