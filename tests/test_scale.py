@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from pipeline.cli import EXAMPLE_INPUT, main
 from pipeline.framework import default_framework_path, load_framework
 from pipeline.issues import issues_frame
 from pipeline.manifest import LEGACY_STATE_FILE, STATE_FILE, read_state
-from pipeline.run import batch_sizes, check_input, evaluate, run_streaming, write_outputs
+from pipeline.run import _NoBar, batch_sizes, check_input, evaluate, progress_bar, run_streaming, write_outputs
 from pipeline.templates import write_workbook
+
+REPO = Path(__file__).resolve().parent.parent
 
 SEED = 7
 UNITS = 4  # unit 3 carries a data error (an amount typed as 12.5左右)
@@ -355,6 +358,17 @@ def test_progress_bar_and_summary(units_dir, tmp_path, capsys, monkeypatch):
     said = capsys.readouterr()
     assert "单位/s" not in said.err and "s/单位" not in said.err
     assert re.search(r"输出文件：写入 0 个，未变 [1-9]\d* 个，删除 0 个。", said.out)
+    assert isinstance(progress_bar(5, "评价", "单位", False), _NoBar)
+    assert isinstance(progress_bar(0, "评价", "单位", True), _NoBar)
+
+
+def test_a_run_without_a_bar_does_not_import_tqdm(units_dir, tmp_path):
+    """Importing tqdm costs ≈ 15 ms at the start of a run, before any worker has a task: only for a bar shown."""
+    code = ("import sys; from pipeline.cli import main; "
+            f"main(['run', '--input', {str(units_dir)!r}, '--output', {str(tmp_path / 'out')!r}, '--workers', '1', "
+            "'--quiet']); print('tqdm imported:', 'tqdm' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert "tqdm imported: False" in done.stdout
 
 
 # --- streaming in batches of units -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ Hand arithmetic of the three-unit evaluation below (财年 2023; U1 also has a 2
 
 from __future__ import annotations
 
+import random
 import shutil
 from types import SimpleNamespace
 
@@ -118,6 +119,36 @@ def test_lost_points_add_up_over_batches(ev):
     assert a19[["_units", "_losing", "_cents"]].values.tolist() == [[3, 3, 350]]
     lost = summary.lost_points(folded.query("财年 == 2023"))
     assert lost[["指标编码", "单位数", "失分单位数", "失分合计", "平均失分"]].values.tolist() == expected
+
+
+def test_folding_batches_gives_the_loss_totals_of_all_their_units():
+    """Batches of random units folded in batch order (as the main process does) give loss_totals of all their
+    details at once: the same lines in the same order, the same tallies, the same dtypes; and folding in the
+    pandas way (concatenation, group-by of the line in order of appearance, sum) gives it too."""
+    rng = random.Random(3)
+    lines = [("A01", "过程", "绩效目标合理性", "管理情况", None), ("A06", "过程", "预算执行率", "预算执行率", None),
+             ("A19-1", "产出", "检查次数", "绩效目标", "A19"), ("A19-2", "产出", "宣传次数", "绩效目标", "A19"),
+             ("A20-1", "效果", "满意度", "绩效目标", "A20"), ("A07", "过程", "三公经费控制率", "三公经费控制率", None)]
+    for _ in range(30):
+        rows = []
+        for u in range(rng.randint(1, 12)):
+            for item, level1, name, method, rule in rng.sample(lines, rng.randint(1, len(lines))):
+                points = rng.choice([2, 4, 5, 8])
+                score = rng.choice([points, points, points - 0.5, 0, NAN, points * 0.37])
+                year = rng.choice([2023, 2023, 2024])
+                rows.append({**_detail(f"U{u}", item, level1, name, points, score, method, rule), "财年": year})
+        details = pd.DataFrame(rows)
+        codes = list(dict.fromkeys(details["单位编码"]))  # a batch holds whole units (all their years)
+        cuts = sorted(rng.sample(range(1, len(codes)), min(3, len(codes) - 1))) if len(codes) > 1 else []
+        parts = [details[details["单位编码"].isin(codes[a:b])] for a, b in zip([0, *cuts], [*cuts, len(codes)])]
+        folded = None
+        for part in parts:
+            folded = summary.add_loss_totals(folded, summary.loss_totals(part))
+        whole = summary.loss_totals(details)
+        pd.testing.assert_frame_equal(folded, whole)
+        both = pd.concat([summary.loss_totals(part) for part in parts], ignore_index=True)
+        by_pandas = both.groupby(summary.LOSS_LINE, sort=False)[["_units", "_losing", "_cents"]].sum().reset_index()
+        pd.testing.assert_frame_equal(folded, by_pandas[summary.LOSS_TOTAL_COLUMNS])
 
 
 def test_losses_count_a_missing_score_as_nothing_and_leave_out_a_row_without_its_line():
