@@ -371,6 +371,20 @@ def test_a_run_without_a_bar_does_not_import_tqdm(units_dir, tmp_path):
     assert "tqdm imported: False" in done.stdout
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts the process's threads in /proc")
+def test_numpy_starts_no_blas_threads_under_the_program():
+    """The program does no linear algebra: importing it (before numpy) makes OpenBLAS single-threaded, whose pool
+    would otherwise spin beside the run; a setting already made by the caller is kept."""
+    code = ("import os, pipeline, numpy, pipeline.cli; "
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'), len(os.listdir('/proc/self/task')))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    ours = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, check=True)
+    assert ours.stdout.split() == ["1", "1"]  # the setting, and one thread: the interpreter's own
+    theirs = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                            env={**env, "OPENBLAS_NUM_THREADS": "2"}, check=True)
+    assert theirs.stdout.split()[0] == "2"
+
+
 # --- streaming in batches of units -----------------------------------------------------------------------------
 
 
