@@ -12,6 +12,7 @@ for UTF-8 is Python's order of the text.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -125,9 +126,8 @@ class UnitStore:
         path = Path(path)
         self._db.execute("COMMIT")  # the backup copies what is committed
         try:
-            with connect(str(path)) as copy:
+            with closing(connect(str(path))) as copy:
                 self._db.backup(copy)
-            copy.close()
         finally:
             self._db.execute("BEGIN")
         return path
